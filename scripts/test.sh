@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests").
+# Vet, format check, then every package under the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== go vet"
+go vet ./...
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+echo "== go test -race"
+go test -race -timeout 30m "$@" ./...
