@@ -1,0 +1,25 @@
+// Package errs holds the error sentinels shared by durable's internal
+// packages. The root package re-exports them as durable.Err…, so errors.Is
+// works the same on both sides of the API.
+package errs
+
+import "errors"
+
+var (
+	// ErrLocked: the data directory is held by another open Runtime.
+	ErrLocked = errors.New("durable: data directory is locked by another runtime")
+	// ErrOverloaded: the object's mailbox is full; do not retry blindly.
+	ErrOverloaded = errors.New("durable: object is overloaded: too many requests queued")
+	// ErrObjectReset: the object's in-memory instance was discarded (a failed
+	// commit or sync, a panic, Abort); persisted data is intact up to its
+	// last durable commit. Retryable.
+	ErrObjectReset = errors.New("durable: object was reset")
+	// ErrInvalidID: an ID string is malformed or belongs to another namespace.
+	ErrInvalidID = errors.New("durable: invalid object ID")
+	// ErrLimit: a documented limit was exceeded; the message names it.
+	ErrLimit = errors.New("durable: limit exceeded")
+	// ErrNotImplemented: the class lacks the handler or method asked for.
+	ErrNotImplemented = errors.New("durable: not implemented")
+	// ErrClosed: the runtime (or store) is closed.
+	ErrClosed = errors.New("durable: closed")
+)

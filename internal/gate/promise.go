@@ -1,0 +1,104 @@
+// Package gate is durable's output gate: nothing a turn sends out (a result,
+// a response, a message) leaves before the writes it could have seen are
+// durable.
+//
+// A Promise stands for "these writes are durable"; the storage engine
+// resolves it when its sync returns (nil) or when the commit or sync failed
+// (an error wrapping errs.ErrObjectReset). A Gate holds an object's outputs
+// against promises and releases them in the order they were held.
+package gate
+
+import (
+	"context"
+	"sync"
+)
+
+// Promise becomes ready once: with nil when the writes it covers are
+// durable, or with the error that lost them. The zero value is a pending
+// promise; use New.
+type Promise struct {
+	mu   sync.Mutex
+	done bool          // guarded by mu
+	err  error         // guarded by mu; valid once done
+	ch   chan struct{} // guarded by mu; made on demand by Done
+	fns  []func(error) // guarded by mu; run once, in order, at Resolve
+}
+
+// New returns a pending promise.
+func New() *Promise { return &Promise{} }
+
+// Resolved returns a promise that is already ready with err.
+func Resolved(err error) *Promise { return &Promise{done: true, err: err} }
+
+// Resolve makes the promise ready with err (nil: durable). Only the first
+// call counts; later calls are ignored. Callbacks registered with OnDone run
+// on the caller's goroutine, in registration order.
+func (p *Promise) Resolve(err error) {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return
+	}
+	p.done, p.err = true, err
+	if p.ch != nil {
+		close(p.ch)
+	}
+	fns := p.fns
+	p.fns = nil
+	p.mu.Unlock()
+	for _, fn := range fns {
+		fn(err)
+	}
+}
+
+// Follow makes p resolve as q does (immediately if q is ready).
+func (p *Promise) Follow(q *Promise) { q.OnDone(p.Resolve) }
+
+// OnDone runs fn with the promise's error once it is ready: at once, on the
+// caller's goroutine, if it already is; otherwise on the resolver's.
+func (p *Promise) OnDone(fn func(error)) {
+	p.mu.Lock()
+	if p.done {
+		err := p.err
+		p.mu.Unlock()
+		fn(err)
+		return
+	}
+	p.fns = append(p.fns, fn)
+	p.mu.Unlock()
+}
+
+// Ready reports whether the promise is ready and, if so, its error.
+func (p *Promise) Ready() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done, p.err
+}
+
+// Done returns a channel closed when the promise is ready.
+func (p *Promise) Done() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == nil {
+		p.ch = make(chan struct{})
+		if p.done {
+			close(p.ch)
+		}
+	}
+	return p.ch
+}
+
+// Wait blocks until the promise is ready or ctx ends, and returns the
+// promise's error or ctx's.
+func (p *Promise) Wait(ctx context.Context) error {
+	if done, err := p.Ready(); done {
+		return err
+	}
+	select {
+	case <-p.Done():
+		_, err := p.Ready()
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,325 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/vfs"
+)
+
+// schemaVersion is the version of the runtime's internal tables, kept in
+// PRAGMA user_version (which user SQL cannot read or set).
+const schemaVersion = 1
+
+// The runtime's internal tables. User SQL cannot touch anything named
+// _durable_* (see authorize).
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS _durable_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _durable_meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _durable_alarm (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL, retries INTEGER NOT NULL DEFAULT 0);
+PRAGMA user_version = 1;
+`
+
+// journalSizeLimit bounds the WAL file left behind after a checkpoint.
+const journalSizeLimit = 4 << 20
+
+// dbConn is one open database: the SQLite connection and the runtime's
+// prepared statements on it.
+type dbConn struct {
+	c    *sqlite3.Conn
+	path string
+
+	begin, commit, rollback      *sqlite3.Stmt
+	savepoint, release           *sqlite3.Stmt // the turn's savepoint
+	rollbackTo                   *sqlite3.Stmt
+	opSavepoint, opRelease       *sqlite3.Stmt // one multi-step call (PutMany, Exec of several statements)
+	opRollbackTo                 *sqlite3.Stmt
+	kvGet, kvPut, kvDel          *sqlite3.Stmt
+	alarmGet, alarmSet, alarmDel *sqlite3.Stmt
+	metaGet, metaSet             *sqlite3.Stmt
+	pageCount                    *sqlite3.Stmt
+	txSavepoint, txRelease       *sqlite3.Stmt // Transaction (nests: the innermost of the name)
+	txRollbackTo                 *sqlite3.Stmt
+	pageSize                     int64
+
+	list  map[listShape]*sqlite3.Stmt
+	cache stmtCache // user statements by SQL text
+
+	wal *walFile // the live WAL, found after the first commit
+}
+
+// open opens (creating if needed) the object's database. The caller is the
+// owner; o.mu is taken here to publish the connection.
+func (o *Object) open() error {
+	if !o.statted {
+		ok, err := o.st.fs.Access(o.path, vfs.ACCESS_EXISTS)
+		if err != nil {
+			return fmt.Errorf("store: %s/%s: %w", o.ns, o.id, err)
+		}
+		o.exists, o.statted = ok, true
+	}
+	created := !o.exists
+	var dirs []string
+	if created {
+		var err error
+		if dirs, err = mkdirs(filepath.Dir(o.path)); err != nil {
+			return fmt.Errorf("store: create directory for %s/%s: %w", o.ns, o.id, err)
+		}
+	}
+	dc, err := openConn(o, created)
+	if err != nil {
+		if created {
+			o.st.fs.Delete(o.path, false)
+		}
+		return fmt.Errorf("store: open %s/%s: %w", o.ns, o.id, err)
+	}
+	o.exists = true
+	if created {
+		o.createdNow = true
+		o.newDirs = dirs
+	}
+	o.mu.Lock()
+	o.conn = dc
+	o.mu.Unlock()
+	o.st.opened(o)
+	return nil
+}
+
+// mkdirs creates dir and its missing parents and returns the directories
+// whose entries changed and must be fsynced for a new file in dir to be
+// durable: dir itself, and the parent of each directory created.
+func mkdirs(dir string) ([]string, error) {
+	var created []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sync := []string{dir}
+	for _, d := range created {
+		sync = append(sync, filepath.Dir(d))
+	}
+	return sync, nil
+}
+
+func openConn(o *Object, created bool) (_ *dbConn, err error) {
+	st := o.st
+	u := url.URL{Scheme: "file", Path: o.path, RawQuery: "vfs=" + st.vfsName}
+	c, err := sqlite3.OpenFlags(u.String(), sqlite3.OPEN_READWRITE|sqlite3.OPEN_CREATE|sqlite3.OPEN_URI|sqlite3.OPEN_NOMUTEX)
+	if err != nil {
+		return nil, err
+	}
+	dc := &dbConn{c: c, path: o.path}
+	o.trusted = true
+	defer func() {
+		o.trusted = false
+		if err != nil {
+			dc.close()
+		}
+	}()
+	// locking_mode=EXCLUSIVE first: the WAL index then lives in heap memory
+	// (no -shm) and no other process can open the database. synchronous=
+	// NORMAL: COMMIT writes the WAL without syncing it; the coordinator's
+	// sync makes it durable (docs/ARCHITECTURE.md).
+	for _, p := range []string{
+		"PRAGMA locking_mode=EXCLUSIVE",
+		"PRAGMA journal_mode=WAL",
+		"PRAGMA synchronous=NORMAL",
+		fmt.Sprintf("PRAGMA journal_size_limit=%d", journalSizeLimit),
+		"PRAGMA foreign_keys=ON",
+		"PRAGMA trusted_schema=OFF",
+	} {
+		if err := c.Exec(p); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	if mode, err := pragmaText(c, "PRAGMA journal_mode"); err != nil || mode != "wal" {
+		return nil, fmt.Errorf("journal_mode is %q, not wal: %v", mode, err)
+	}
+	if _, err := c.Config(sqlite3.DBCONFIG_DEFENSIVE, true); err != nil {
+		return nil, fmt.Errorf("defensive mode: %w", err)
+	}
+	pageSize, err := pragmaInt(c, "PRAGMA page_size")
+	if err != nil {
+		return nil, err
+	}
+	maxPages := st.cfg.MaxDatabaseSize / pageSize
+	if err := c.Exec(fmt.Sprintf("PRAGMA max_page_count=%d", maxPages)); err != nil {
+		return nil, err
+	}
+	setLimits(c)
+	// The WAL hook replaces automatic checkpoints: the object checkpoints
+	// after a commit that leaves the WAL long (Object.checkpoint), outside
+	// the COMMIT.
+	c.WALHook(func(_ *sqlite3.Conn, _ string, pages int) error {
+		o.walPages = pages
+		return nil
+	})
+	if err := c.SetAuthorizer(o.authorize); err != nil {
+		return nil, err
+	}
+	version, err := pragmaInt(c, "PRAGMA user_version")
+	if err != nil {
+		return nil, err
+	}
+	if version < schemaVersion {
+		if err := c.Exec("BEGIN;" + schemaSQL + "COMMIT;"); err != nil {
+			return nil, fmt.Errorf("create internal tables: %w", err)
+		}
+	}
+	if err := dc.prepare(o); err != nil {
+		return nil, err
+	}
+	dc.pageSize = pageSize
+	return dc, nil
+}
+
+func pragmaText(c *sqlite3.Conn, q string) (string, error) {
+	s, _, err := c.Prepare(q)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	if !s.Step() {
+		return "", fmt.Errorf("%s: no row: %v", q, s.Err())
+	}
+	return s.ColumnText(0), nil
+}
+
+func pragmaInt(c *sqlite3.Conn, q string) (int64, error) {
+	s, _, err := c.Prepare(q)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	if !s.Step() {
+		return 0, fmt.Errorf("%s: no row: %v", q, s.Err())
+	}
+	return s.ColumnInt64(0), nil
+}
+
+// prepare compiles the runtime's statements once per connection.
+func (dc *dbConn) prepare(o *Object) error {
+	for _, p := range []struct {
+		dst **sqlite3.Stmt
+		sql string
+	}{
+		{&dc.begin, "BEGIN"},
+		{&dc.commit, "COMMIT"},
+		{&dc.rollback, "ROLLBACK"},
+		{&dc.savepoint, "SAVEPOINT _durable_turn"},
+		{&dc.release, "RELEASE _durable_turn"},
+		{&dc.rollbackTo, "ROLLBACK TO _durable_turn"},
+		{&dc.opSavepoint, "SAVEPOINT _durable_op"},
+		{&dc.opRelease, "RELEASE _durable_op"},
+		{&dc.opRollbackTo, "ROLLBACK TO _durable_op"},
+		{&dc.kvGet, "SELECT value FROM _durable_kv WHERE key = ?"},
+		{&dc.kvPut, "INSERT OR REPLACE INTO _durable_kv (key, value) VALUES (?, ?)"},
+		{&dc.kvDel, "DELETE FROM _durable_kv WHERE key = ?"},
+		{&dc.alarmGet, "SELECT at_ms, retries FROM _durable_alarm WHERE id = 1"},
+		{&dc.alarmSet, "INSERT OR REPLACE INTO _durable_alarm (id, at_ms, retries) VALUES (1, ?, ?)"},
+		{&dc.alarmDel, "DELETE FROM _durable_alarm"},
+		{&dc.metaGet, "SELECT value FROM _durable_meta WHERE key = ?"},
+		{&dc.metaSet, "INSERT OR REPLACE INTO _durable_meta (key, value) VALUES (?, ?)"},
+		{&dc.pageCount, "PRAGMA page_count"},
+		{&dc.txSavepoint, "SAVEPOINT _durable_tx"},
+		{&dc.txRelease, "RELEASE _durable_tx"},
+		{&dc.txRollbackTo, "ROLLBACK TO _durable_tx"},
+	} {
+		s, _, err := dc.c.PrepareFlags(p.sql, sqlite3.PREPARE_PERSISTENT)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+		*p.dst = s
+	}
+	return nil
+}
+
+// run executes one of the runtime's statements to completion.
+func (dc *dbConn) run(o *Object, s *sqlite3.Stmt) error {
+	o.trusted = true
+	err := s.Exec()
+	o.trusted = false
+	return err
+}
+
+// wrote reports whether the open transaction holds writes.
+func (dc *dbConn) wrote() bool {
+	return dc.c.TxnState("main") == sqlite3.TXN_WRITE
+}
+
+// liveWAL returns the database's open WAL file (it exists once a commit
+// has written to it).
+func (dc *dbConn) liveWAL(o *Object) *walFile {
+	if dc.wal == nil || dc.wal.isClosed() {
+		dc.wal = o.st.fs.wal(dc.path + "-wal")
+	}
+	return dc.wal
+}
+
+// close finalizes every statement and closes the connection; SQLite
+// checkpoints the WAL into the database file and removes it.
+func (dc *dbConn) close() error {
+	dc.cache.closeAll()
+	for _, s := range dc.list {
+		s.Close()
+	}
+	for _, s := range []*sqlite3.Stmt{
+		dc.begin, dc.commit, dc.rollback, dc.savepoint, dc.release, dc.rollbackTo,
+		dc.opSavepoint, dc.opRelease, dc.opRollbackTo, dc.kvGet, dc.kvPut, dc.kvDel,
+		dc.alarmGet, dc.alarmSet, dc.alarmDel, dc.metaGet, dc.metaSet, dc.pageCount,
+		dc.txSavepoint, dc.txRelease, dc.txRollbackTo,
+	} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	return dc.c.Close()
+}
+
+// checkpoint copies the WAL into the database file (PASSIVE: nothing else
+// uses the file) so the WAL restarts small. Under synchronous=NORMAL it
+// syncs the WAL before copying and the database after.
+func (o *Object) checkpoint() {
+	o.trusted = true
+	_, _, err := o.conn.c.WALCheckpoint("main", sqlite3.CHECKPOINT_PASSIVE)
+	o.trusted = false
+	if err != nil {
+		o.st.log.Warn("store: checkpoint", "namespace", o.ns, "id", o.id, "err", err)
+		return
+	}
+	o.walPages = 0
+}
+
+// removeFiles closes the connection and deletes a database that was
+// created by a read-only visit.
+func (o *Object) removeFiles() {
+	o.mu.Lock()
+	o.closeConnLocked()
+	o.mu.Unlock()
+	for _, p := range []string{o.path, o.path + "-wal"} {
+		if ok, _ := o.st.fs.Access(p, vfs.ACCESS_EXISTS); !ok {
+			continue
+		}
+		if err := o.st.fs.Delete(p, false); err != nil {
+			o.st.log.Warn("store: remove unused database", "path", p, "err", err)
+		}
+	}
+	o.exists = false
+	o.createdNow = false
+	o.newDirs = nil
+}

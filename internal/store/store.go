@@ -1,0 +1,317 @@
+// Package store is durable's storage engine: one SQLite database per object,
+// with an SQL cursor API, a KV API on an internal table, turns as
+// transactions, and coalesced durable commits.
+//
+// It knows nothing of actors or HTTP. Its user (the object runtime) owns each
+// Object from one goroutine at a time and drives it with Begin, End and
+// Commit:
+//
+//	o := st.Acquire("COUNTER", id)
+//	defer o.Release()
+//	if err := o.Begin(); err != nil { ... }        // a turn: a savepoint of the batch
+//	o.Put("n", 1)
+//	p, err := o.End(nil)                           // p: ready when the turn's writes are durable
+//	o.Commit()                                     // when no more turns are queued: ends the batch
+//	gate.Hold(p, sendResult)
+//
+// Durability is coalesced twice: the turns of one batch share one COMMIT
+// (group commit), and a process-wide coordinator makes the COMMITs of many
+// objects durable with one sync (docs/ARCHITECTURE.md states the invariant).
+package store
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/durable-go/durable/internal/errs"
+	"github.com/ncruces/go-sqlite3/vfs"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxOpenDatabases = 5000
+	DefaultMaxDatabaseSize  = 10_000_000_000
+	DefaultMaxBatchTurns    = 256
+	DefaultSyncfsThreshold  = 16
+	DefaultCheckpointPages  = 1000
+)
+
+// Config configures a Store. The zero value of each field means its default.
+type Config struct {
+	// Dir is the data directory; databases live under Dir/objects.
+	Dir string
+	// MaxOpenDatabases bounds the open SQLite connections; beyond it the
+	// least recently used idle ones are closed (and reopened on next use).
+	MaxOpenDatabases int
+	// MaxDatabaseSize bounds each object's database, in bytes.
+	MaxDatabaseSize int64
+	// MaxBatchTurns ends a batch (one COMMIT) after this many turns even if
+	// more are queued.
+	MaxBatchTurns int
+	// SyncfsThreshold: when at least this many objects are waiting for a
+	// sync, the coordinator makes them durable with one syncfs of the data
+	// volume instead of one fdatasync each. A negative value never uses
+	// syncfs.
+	SyncfsThreshold int
+	// CheckpointPages: after a commit leaves the WAL longer than this many
+	// pages, the object checkpoints it into the database file.
+	CheckpointPages int
+	// VFS is the file layer under SQLite (nil: the operating system's).
+	// Tests pass a fault-injecting one.
+	VFS vfs.VFS
+	// Syncer performs the coordinator's syncs (nil: the operating system's).
+	// It must match VFS.
+	Syncer Syncer
+	// Logger receives the store's logs (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Dir == "" {
+		return errors.New("store: Config.Dir is empty")
+	}
+	if c.MaxOpenDatabases <= 0 {
+		c.MaxOpenDatabases = DefaultMaxOpenDatabases
+	}
+	if c.MaxDatabaseSize <= 0 {
+		c.MaxDatabaseSize = DefaultMaxDatabaseSize
+	}
+	if c.MaxBatchTurns <= 0 {
+		c.MaxBatchTurns = DefaultMaxBatchTurns
+	}
+	if c.SyncfsThreshold == 0 {
+		c.SyncfsThreshold = DefaultSyncfsThreshold
+	}
+	if c.CheckpointPages <= 0 {
+		c.CheckpointPages = DefaultCheckpointPages
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Store owns every object database under one data directory.
+type Store struct {
+	cfg     Config
+	dir     string // absolute Dir/objects
+	vfsName string // the name our wrapping VFS is registered under
+	fs      *walTracker
+	coord   *coordinator
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	objects map[objectKey]*Object // guarded by mu; acquired or open objects
+	lru     list.List             // guarded by mu; objects with an open connection, most recent first
+	closed  bool                  // guarded by mu
+
+	openConns atomic.Int64 // open SQLite connections
+}
+
+type objectKey struct{ ns, id string }
+
+var vfsSeq atomic.Int64
+
+// Open opens the store at cfg.Dir, creating the directory if needed. It
+// starts the sync coordinator; Close stops it.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	dir := filepath.Join(abs, "objects")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", dir, err)
+	}
+	base := cfg.VFS
+	if base == nil {
+		base = vfs.Find("")
+	}
+	syncer := cfg.Syncer
+	if syncer == nil {
+		syncer, err = newOSSyncer(dir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	st := &Store{
+		cfg:     cfg,
+		dir:     dir,
+		vfsName: fmt.Sprintf("durable-%d", vfsSeq.Add(1)),
+		fs:      newWALTracker(base),
+		log:     cfg.Logger,
+		objects: make(map[objectKey]*Object),
+	}
+	vfs.Register(st.vfsName, st.fs)
+	st.coord = newCoordinator(syncer, cfg.SyncfsThreshold, cfg.Logger)
+	return st, nil
+}
+
+// Path returns the database file of an object:
+// Dir/objects/<namespace>/<id[0:2]>/<id>.sqlite.
+func (st *Store) Path(ns, id string) string {
+	shard := id
+	if len(shard) > 2 {
+		shard = shard[:2]
+	}
+	return filepath.Join(st.dir, ns, shard, id+".sqlite")
+}
+
+// Acquire returns the object's handle, creating nothing on disk. Each
+// object has one handle at a time: callers that acquire it while it is
+// held get the same one, and must use it from one goroutine at a time.
+// Every Acquire needs a Release.
+func (st *Store) Acquire(ns, id string) (*Object, error) {
+	if err := checkName(ns, id); err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, fmt.Errorf("store: acquire %s/%s: %w", ns, id, errs.ErrClosed)
+	}
+	k := objectKey{ns, id}
+	o := st.objects[k]
+	if o == nil {
+		o = newObject(st, ns, id)
+		st.objects[k] = o
+	}
+	o.refs++
+	return o, nil
+}
+
+// checkName keeps namespace and ID names safe as path elements.
+func checkName(ns, id string) error {
+	for _, s := range [...]string{ns, id} {
+		if s == "" || len(s) > 128 || s == "." || s == ".." {
+			return fmt.Errorf("store: invalid name %q", s)
+		}
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return fmt.Errorf("store: invalid name %q", s)
+			}
+		}
+	}
+	return nil
+}
+
+// Stats are counters of the store since Open.
+type Stats struct {
+	OpenDatabases int64 // open SQLite connections now
+	Commits       int64 // COMMITs that wrote (batches handed to the coordinator)
+	Turns         int64 // turns in those batches, failed and read-only turns included
+	Rounds        int64 // coordinator rounds: one syncfs, or one pass of fdatasyncs
+	FileSyncs     int64 // fdatasync calls
+	VolumeSyncs   int64 // syncfs calls
+	DirSyncs      int64 // directory fsyncs for new databases
+	SyncErrors    int64
+}
+
+// Stats returns the store's counters.
+func (st *Store) Stats() Stats {
+	s := st.coord.stats()
+	s.OpenDatabases = st.openConns.Load()
+	return s
+}
+
+// touchLocked moves an open object to the front of the LRU list.
+func (st *Store) touchLocked(o *Object) {
+	if o.lruElem != nil {
+		st.lru.MoveToFront(o.lruElem)
+	}
+}
+
+// opened records o's new connection and closes least recently used idle
+// connections beyond MaxOpenDatabases. Called without o.mu held.
+func (st *Store) opened(o *Object) {
+	st.mu.Lock()
+	o.lruElem = st.lru.PushFront(o)
+	n := st.openConns.Add(1)
+	var victims []*Object
+	if n > int64(st.cfg.MaxOpenDatabases) {
+		excess := n - int64(st.cfg.MaxOpenDatabases)
+		for e := st.lru.Back(); e != nil && excess > 0; e = e.Prev() {
+			v := e.Value.(*Object)
+			if v == o {
+				continue
+			}
+			victims = append(victims, v)
+			excess--
+		}
+	}
+	st.mu.Unlock()
+	for _, v := range victims {
+		// An object in use, in a batch or waiting for a sync is skipped:
+		// the limit is soft while every connection is busy.
+		v.closeIfIdle()
+	}
+}
+
+// closedConn removes o from the LRU list after its connection closed, and
+// forgets o if nobody holds it.
+func (st *Store) closedConn(o *Object) {
+	st.mu.Lock()
+	if o.lruElem != nil {
+		st.lru.Remove(o.lruElem)
+		o.lruElem = nil
+		st.openConns.Add(-1)
+	}
+	st.forgetLocked(o)
+	st.mu.Unlock()
+}
+
+func (st *Store) forgetLocked(o *Object) {
+	if o.refs == 0 && o.lruElem == nil {
+		k := objectKey{o.ns, o.id}
+		if st.objects[k] == o {
+			delete(st.objects, k)
+		}
+	}
+}
+
+// release drops one reference to o.
+func (st *Store) release(o *Object) {
+	st.mu.Lock()
+	if o.refs > 0 {
+		o.refs--
+	}
+	st.forgetLocked(o)
+	st.mu.Unlock()
+}
+
+// Close closes every database and stops the coordinator. Objects still in
+// a batch have their batch rolled back and its promise failed with
+// ErrClosed; committed batches are made durable first. Close is safe to
+// call twice.
+func (st *Store) Close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	var open []*Object
+	for _, o := range st.objects {
+		open = append(open, o)
+	}
+	st.mu.Unlock()
+	var errsOut []error
+	for _, o := range open {
+		if err := o.shutdown(); err != nil {
+			errsOut = append(errsOut, err)
+		}
+	}
+	st.coord.close()
+	vfs.Unregister(st.vfsName)
+	return errors.Join(errsOut...)
+}
