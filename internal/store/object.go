@@ -240,6 +240,20 @@ func (o *Object) commitTxn(p *gate.Promise, turns int) error {
 	return nil
 }
 
+// CommitWait tells the owner, when its queue is empty, whether to Commit
+// now. It returns nil when the sync coordinator is idle: commit now and the
+// batch is synced at once. Otherwise it returns a channel that closes when
+// the coordinator's running round ends; a batch committed before then would
+// wait for the next round anyway, so the owner should keep the batch open
+// for more turns and Commit when the channel closes (or the batch fills).
+// Fewer, larger commits cost less CPU per turn.
+func (o *Object) CommitWait() <-chan struct{} {
+	if !o.inBatch || !o.txnOpen {
+		return nil
+	}
+	return o.st.coord.busy()
+}
+
 // follow settles a batch that wrote nothing: its turns may still have read
 // the previous batch's writes, so it resolves when that one does.
 func (o *Object) follow(p *gate.Promise) {

@@ -84,10 +84,11 @@ type coordinator struct {
 	threshold int
 	log       *slog.Logger
 
-	mu     sync.Mutex
-	queue  []commitRec // guarded by mu
-	closed bool        // guarded by mu
-	st     Stats       // guarded by mu
+	mu        sync.Mutex
+	queue     []commitRec   // guarded by mu
+	closed    bool          // guarded by mu
+	st        Stats         // guarded by mu
+	roundDone chan struct{} // guarded by mu; closed when the running round ends; nil when idle
 
 	wake chan struct{}
 	done chan struct{}
@@ -123,6 +124,18 @@ func (c *coordinator) submit(r commitRec) {
 	}
 }
 
+// busy returns nil when no round is running (a batch committed now is
+// synced at once), or a channel closed when the running round ends (a batch
+// committed before then waits for the next round anyway).
+func (c *coordinator) busy() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.roundDone == nil {
+		return nil
+	}
+	return c.roundDone
+}
+
 func (c *coordinator) stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,6 +167,11 @@ func (c *coordinator) run() {
 			c.mu.Lock()
 			batch, c.queue = c.queue, batch[:0]
 			closed := c.closed
+			var done chan struct{}
+			if len(batch) > 0 {
+				done = make(chan struct{})
+				c.roundDone = done
+			}
 			c.mu.Unlock()
 			if len(batch) == 0 {
 				if closed {
@@ -163,6 +181,10 @@ func (c *coordinator) run() {
 			}
 			c.round(batch)
 			clear(batch)
+			c.mu.Lock()
+			c.roundDone = nil
+			c.mu.Unlock()
+			close(done)
 		}
 	}
 }
