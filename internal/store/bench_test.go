@@ -40,8 +40,9 @@ func rawFsyncRate(tb testing.TB, dir string) float64 {
 // owner drives one object as the runtime will: one goroutine runs queued
 // turns in order and commits when the queue is empty.
 type owner struct {
-	o  *Object
-	ch chan ownerReq
+	o       *Object
+	ch      chan ownerReq
+	stopped chan struct{}
 }
 
 type ownerReq struct {
@@ -55,8 +56,9 @@ type ownerResult struct {
 }
 
 func startOwner(o *Object, queue int) *owner {
-	w := &owner{o: o, ch: make(chan ownerReq, queue)}
+	w := &owner{o: o, ch: make(chan ownerReq, queue), stopped: make(chan struct{})}
 	go func() {
+		defer close(w.stopped)
 		var wait <-chan struct{} // the batch is kept open until it closes
 		for {
 			var req ownerReq
@@ -102,7 +104,11 @@ func (w *owner) do(fn func(o *Object) error) error {
 	return r.err
 }
 
-func (w *owner) stop() { close(w.ch) }
+// stop ends the owner after the queued turns and waits for it.
+func (w *owner) stop() {
+	close(w.ch)
+	<-w.stopped
+}
 
 // loadResult is one run of a producers-and-objects load.
 type loadResult struct {

@@ -14,8 +14,9 @@ import (
 //
 // Rows read and written: SQLite keeps no per-statement row counters, so
 // RowsWritten counts the rows the statement inserted, updated or deleted
-// (triggers included), and RowsRead counts the rows it returned, the rows
-// it stepped through in full table scans, and the rows a write changed.
+// (triggers included), and RowsRead is the largest of the rows it returned,
+// the rows it stepped through in full table scans, and the rows a write
+// changed.
 type Cursor struct {
 	o        *Object
 	turn     uint64
@@ -26,6 +27,7 @@ type Cursor struct {
 	rows [][]any // buffered rows (writes, several statements)
 	pos  int     // next buffered row
 	cur  []any   // the current row
+	peek []any   // a lazy cursor's first row, stepped at Exec
 
 	err     error
 	errRead bool // err was reported to the user
@@ -69,8 +71,24 @@ func (c *Cursor) runToEnd() {
 		c.rows = nil
 	}
 	c.rowsWritten = conn.TotalChanges() - before
-	c.rowsRead = c.returned + int64(s.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)) + c.rowsWritten
+	c.rowsRead = max(c.returned, int64(s.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)), c.rowsWritten)
 	c.done = c.err != nil
+	c.release()
+}
+
+// stepFirst runs a read-only statement to its first row at Exec, so the
+// statement has run (and its errors show) before Exec returns; the rest of
+// the rows are read lazily.
+func (c *Cursor) stepFirst() {
+	if c.stmt.Step() {
+		c.peek = rowValues(c.stmt)
+		c.returned++
+		return
+	}
+	c.done = true
+	if err := c.stmt.Err(); err != nil {
+		c.err = c.o.sqlError(err)
+	}
 	c.release()
 }
 
@@ -88,7 +106,7 @@ func (c *Cursor) release() {
 	if c.stmt == nil {
 		return
 	}
-	c.rowsRead = max(c.rowsRead, c.returned+int64(c.stmt.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)))
+	c.rowsRead = max(c.rowsRead, c.returned, int64(c.stmt.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)))
 	c.o.releaseStmt(c.stmt, c.cacheKey)
 	c.stmt = nil
 }
@@ -98,6 +116,10 @@ func (c *Cursor) Next() bool {
 	if c.check() != nil {
 		c.cur = nil
 		return false
+	}
+	if c.peek != nil {
+		c.cur, c.peek = c.peek, nil
+		return true
 	}
 	if c.stmt == nil {
 		if c.pos < len(c.rows) {
@@ -138,7 +160,7 @@ func (c *Cursor) Columns() []string { return c.cols }
 // RowsRead returns the rows read so far (see Cursor).
 func (c *Cursor) RowsRead() int64 {
 	if c.stmt != nil {
-		return max(c.rowsRead, c.returned+int64(c.stmt.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)))
+		return max(c.rowsRead, c.returned, int64(c.stmt.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)))
 	}
 	return max(c.rowsRead, c.returned)
 }
@@ -151,7 +173,7 @@ func (c *Cursor) RowsWritten() int64 { return c.rowsWritten }
 func (c *Cursor) Close() error {
 	c.release()
 	c.done = true
-	c.rows, c.cur = nil, nil
+	c.rows, c.cur, c.peek = nil, nil, nil
 	return nil
 }
 
@@ -181,7 +203,7 @@ func (c *Cursor) Scan(dest ...any) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	if c.cur == nil && c.returned == 0 && c.pos == 0 && !c.done {
+	if c.cur == nil && (c.peek != nil || c.returned == 0 && c.pos == 0 && !c.done) {
 		if !c.Next() {
 			if err := c.check(); err != nil {
 				return err

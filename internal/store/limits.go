@@ -42,6 +42,35 @@ func (o *Object) sqlError(err error) error {
 	if err == nil {
 		return nil
 	}
+	out := o.classify(err)
+	o.checkRolledBack(out)
+	return out
+}
+
+// checkRolledBack handles an error after which SQLite rolled back the whole
+// batch transaction by itself (it may, for SQLITE_FULL, IOERR, NOMEM): every
+// turn of the batch lost its writes, so the batch's promise fails and the
+// current turn fails with cause. A full database is the user's limit; any
+// other cause is a storage failure and resets the object.
+func (o *Object) checkRolledBack(cause error) {
+	if !o.txnOpen || o.conn == nil || !o.conn.c.GetAutocommit() {
+		return
+	}
+	if !errors.Is(cause, errs.ErrLimit) {
+		o.fatal(o.batch, cause)
+		return
+	}
+	o.st.log.Warn("store: SQLite rolled back the batch after an error; its turns fail", "namespace", o.ns, "id", o.id, "err", cause)
+	if o.batch != nil {
+		o.batch.Resolve(fmt.Errorf("store: %s/%s: the batch was rolled back after an error in a later turn (%v): %w", o.ns, o.id, cause, errs.ErrObjectReset))
+	}
+	o.txnOpen, o.spOpen = false, false
+	if o.inTurn {
+		o.turnFailed = cause
+	}
+}
+
+func (o *Object) classify(err error) error {
 	if o.authErr != nil {
 		a := o.authErr
 		o.authErr = nil
@@ -49,21 +78,17 @@ func (o *Object) sqlError(err error) error {
 			return a
 		}
 	}
-	var se *sqlite3.Error
-	if !errors.As(err, &se) {
-		return fmt.Errorf("store: %w", err)
-	}
 	msg := err.Error()
 	switch {
-	case se.Code() == sqlite3.TOOBIG && strings.Contains(msg, "statement too long"):
+	case errors.Is(err, sqlite3.TOOBIG) && strings.Contains(msg, "statement too long"):
 		return limitError("SQL statement length limit (%d bytes)", MaxSQLBytes)
-	case se.Code() == sqlite3.TOOBIG:
+	case errors.Is(err, sqlite3.TOOBIG):
 		return limitError("SQL string, BLOB or row size limit (%d bytes)", MaxValueBytes)
 	case strings.Contains(msg, "too many columns"):
 		return limitError("column limit (%d columns per table or result): %s", MaxColumns, msg)
-	case se.Code() == sqlite3.FULL:
+	case errors.Is(err, sqlite3.FULL):
 		return limitError("database size limit (%d bytes) or disk full: %s", o.st.cfg.MaxDatabaseSize, msg)
-	case se.Code() == sqlite3.INTERRUPT:
+	case errors.Is(err, sqlite3.INTERRUPT):
 		return fmt.Errorf("store: statement interrupted: %w", errs.ErrObjectReset)
 	}
 	return fmt.Errorf("store: %s", msg)

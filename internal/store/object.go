@@ -123,6 +123,11 @@ func (o *Object) ensure() error {
 			return err
 		}
 	}
+	if o.txnOpen && o.conn.c.GetAutocommit() {
+		// The batch transaction ended under us: never let a write of
+		// this turn autocommit on its own.
+		return o.fatal(o.batch, errors.New("store: the batch transaction ended unexpectedly"))
+	}
 	if !o.txnOpen {
 		if err := o.conn.run(o, o.conn.begin); err != nil {
 			return o.fatal(o.batch, fmt.Errorf("begin: %w", err))

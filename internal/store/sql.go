@@ -38,12 +38,14 @@ func (o *Object) Exec(query string, args ...any) *Cursor {
 			return o.failed(c, err)
 		}
 		c.cols = columns(s)
-		if !s.ReadOnly() {
+		if s.ReadOnly() {
+			c.stepFirst()
+		} else {
 			o.userWrote = true
 			c.runToEnd()
-			if c.err != nil {
-				o.unreadErr(c)
-			}
+		}
+		if c.err != nil {
+			o.unreadErr(c)
 		}
 		return c
 	}
