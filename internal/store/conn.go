@@ -288,6 +288,15 @@ func (dc *dbConn) close() error {
 			s.Close()
 		}
 	}
+	// Any statement left (none should be) would make Close fail with BUSY
+	// and keep the file locked.
+	var left []*sqlite3.Stmt
+	for s := range dc.c.Stmts() {
+		left = append(left, s)
+	}
+	for _, s := range left {
+		s.Close()
+	}
 	return dc.c.Close()
 }
 

@@ -66,12 +66,14 @@ func (c *Cursor) runToEnd() {
 		c.rows = append(c.rows, rowValues(s))
 		c.returned++
 	}
-	if err := s.Err(); err != nil {
+	err := s.Err()
+	c.rowsWritten = conn.TotalChanges() - before
+	c.rowsRead = max(c.returned, int64(s.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)), c.rowsWritten)
+	if err != nil {
+		// sqlError may reset the object and close the connection (and s).
 		c.err = c.o.sqlError(err)
 		c.rows = nil
 	}
-	c.rowsWritten = conn.TotalChanges() - before
-	c.rowsRead = max(c.returned, int64(s.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)), c.rowsWritten)
 	c.done = c.err != nil
 	c.release()
 }
@@ -86,10 +88,11 @@ func (c *Cursor) stepFirst() {
 		return
 	}
 	c.done = true
-	if err := c.stmt.Err(); err != nil {
+	err := c.stmt.Err()
+	c.release()
+	if err != nil {
 		c.err = c.o.sqlError(err)
 	}
-	c.release()
 }
 
 func rowValues(s *sqlite3.Stmt) []any {
@@ -138,11 +141,12 @@ func (c *Cursor) Next() bool {
 		return true
 	}
 	c.cur, c.done = nil, true
-	if err := c.stmt.Err(); err != nil {
+	err := c.stmt.Err()
+	c.release()
+	if err != nil {
 		c.err = c.o.sqlError(err)
 		c.errRead = true
 	}
-	c.release()
 	return false
 }
 

@@ -208,6 +208,9 @@ func (o *Object) atomically(fn func() error) error {
 		return o.sqlError(err)
 	}
 	if err := fn(); err != nil {
+		if o.conn != dc {
+			return err // the storage failed and was reset under fn
+		}
 		if rerr := dc.run(o, dc.opRollbackTo); rerr == nil {
 			dc.run(o, dc.opRelease)
 		}

@@ -103,9 +103,10 @@ func (o *Object) execMany(c *Cursor, query string) *Cursor {
 }
 
 func (o *Object) abortMany(c *Cursor, err error) *Cursor {
-	dc := o.conn
-	if rerr := dc.run(o, dc.opRollbackTo); rerr == nil {
-		dc.run(o, dc.opRelease)
+	if dc := o.conn; dc != nil && o.txnOpen {
+		if rerr := dc.run(o, dc.opRollbackTo); rerr == nil {
+			dc.run(o, dc.opRelease)
+		}
 	}
 	c.rows = nil
 	return o.failed(c, err)
