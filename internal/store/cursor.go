@@ -27,7 +27,7 @@ type Cursor struct {
 	rows [][]any // buffered rows (writes, several statements)
 	pos  int     // next buffered row
 	cur  []any   // the current row
-	peek []any   // a lazy cursor's first row, stepped at Exec
+	next []any   // a lazy cursor's next row, stepped ahead
 
 	err     error
 	errRead bool // err was reported to the user
@@ -80,14 +80,20 @@ func (c *Cursor) runToEnd() {
 
 // stepFirst runs a read-only statement to its first row at Exec, so the
 // statement has run (and its errors show) before Exec returns; the rest of
-// the rows are read lazily.
+// the rows are read lazily, one row ahead of the caller, so the statement
+// goes back to the cache as soon as its last row is fetched.
 func (c *Cursor) stepFirst() {
+	c.fetch()
+}
+
+// fetch steps the live statement once into c.next, releasing it at the end.
+func (c *Cursor) fetch() {
 	if c.stmt.Step() {
-		c.peek = rowValues(c.stmt)
+		c.next = rowValues(c.stmt)
 		c.returned++
 		return
 	}
-	c.done = true
+	c.next = nil
 	err := c.stmt.Err()
 	c.release()
 	if err != nil {
@@ -120,31 +126,22 @@ func (c *Cursor) Next() bool {
 		c.cur = nil
 		return false
 	}
-	if c.peek != nil {
-		c.cur, c.peek = c.peek, nil
+	if c.next != nil {
+		c.cur = c.next
+		c.next = nil
+		if c.stmt != nil {
+			c.fetch()
+		}
 		return true
 	}
-	if c.stmt == nil {
-		if c.pos < len(c.rows) {
-			c.cur = c.rows[c.pos]
-			c.rows[c.pos] = nil
-			c.pos++
-			return true
-		}
-		c.cur, c.done = nil, true
-		return false
-	}
-	c.o.authErr = nil
-	if c.stmt.Step() {
-		c.cur = rowValues(c.stmt)
-		c.returned++
+	if c.pos < len(c.rows) {
+		c.cur = c.rows[c.pos]
+		c.rows[c.pos] = nil
+		c.pos++
 		return true
 	}
 	c.cur, c.done = nil, true
-	err := c.stmt.Err()
-	c.release()
-	if err != nil {
-		c.err = c.o.sqlError(err)
+	if c.err != nil {
 		c.errRead = true
 	}
 	return false
@@ -158,7 +155,8 @@ func (c *Cursor) Err() error {
 	return c.err
 }
 
-// Columns returns the result's column names (valid right after Exec).
+// Columns returns the result's column names (valid right after Exec). The
+// slice may be shared with other cursors of the same query: do not modify it.
 func (c *Cursor) Columns() []string { return c.cols }
 
 // RowsRead returns the rows read so far (see Cursor).
@@ -177,7 +175,7 @@ func (c *Cursor) RowsWritten() int64 { return c.rowsWritten }
 func (c *Cursor) Close() error {
 	c.release()
 	c.done = true
-	c.rows, c.cur, c.peek = nil, nil, nil
+	c.rows, c.cur, c.next = nil, nil, nil
 	return nil
 }
 
@@ -207,7 +205,7 @@ func (c *Cursor) Scan(dest ...any) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	if c.cur == nil && (c.peek != nil || c.returned == 0 && c.pos == 0 && !c.done) {
+	if c.cur == nil && !c.done && c.pos == 0 && (c.next != nil || c.returned == 0) {
 		if !c.Next() {
 			if err := c.check(); err != nil {
 				return err

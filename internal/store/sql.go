@@ -33,13 +33,15 @@ func (o *Object) Exec(query string, args ...any) *Cursor {
 	}
 	if blankSQL(tail) {
 		c.stmt, c.cacheKey = s, key
-		o.cursors = append(o.cursors, c)
 		if err := o.bind(s, args); err != nil {
 			return o.failed(c, err)
 		}
-		c.cols = columns(s)
+		c.cols = o.conn.cache.columns(key, s)
 		if s.ReadOnly() {
 			c.stepFirst()
+			if c.stmt != nil {
+				o.cursors = append(o.cursors, c) // still holds its statement
+			}
 		} else {
 			o.userWrote = true
 			c.runToEnd()
@@ -318,6 +320,23 @@ type stmtCache struct {
 type cachedStmt struct {
 	s     *sqlite3.Stmt
 	inUse bool
+	cols  []string // column names, valid while the statement was not re-prepared
+	prep  int      // SQLITE_STMTSTATUS_REPREPARE when cols was read
+}
+
+// columns returns the column names of s, from the cache when s is cached
+// and SQLite has not re-prepared it since (a schema change can alter them).
+// The slice is shared: callers must not modify it.
+func (c *stmtCache) columns(key string, s *sqlite3.Stmt) []string {
+	e := c.m[key]
+	if key == "" || e == nil || e.s != s {
+		return columns(s)
+	}
+	n := s.Status(sqlite3.STMTSTATUS_REPREPARE, false)
+	if e.cols == nil || e.prep != n {
+		e.cols, e.prep = columns(s), n
+	}
+	return e.cols
 }
 
 const stmtCacheSize = 64
@@ -359,8 +378,7 @@ func (c *stmtCache) put(q string, s *sqlite3.Stmt) bool {
 }
 
 func (c *stmtCache) release(q string, s *sqlite3.Stmt) {
-	s.Reset()
-	s.ClearBindings()
+	s.Reset() // bindings stay; every use binds all parameters again
 	if e := c.m[q]; e != nil && e.s == s {
 		e.inUse = false
 		return
