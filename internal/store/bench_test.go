@@ -228,3 +228,15 @@ func BenchmarkHotObject(b *testing.B) {
 
 // BenchmarkManyObjects: 1,000 objects with 4 producers each.
 func BenchmarkManyObjects(b *testing.B) { benchLoad(b, 1000, 4) }
+
+// BenchmarkRawFsync is the reference: the disk's fsync rate in the same
+// directory kind, measured as DESIGN.md §5 defines it.
+func BenchmarkRawFsync(b *testing.B) {
+	dir := b.TempDir()
+	var rate float64
+	for i := 0; i < b.N; i++ {
+		rate = rawFsyncRate(b, dir)
+	}
+	b.ReportMetric(rate, "fsync/s")
+	b.ReportMetric(0, "ns/op")
+}

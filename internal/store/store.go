@@ -236,23 +236,32 @@ func (st *Store) touchLocked(o *Object) {
 func (st *Store) opened(o *Object) {
 	st.mu.Lock()
 	o.lruElem = st.lru.PushFront(o)
-	n := st.openConns.Add(1)
+	st.openConns.Add(1)
+	st.mu.Unlock()
+	st.trim(o)
+}
+
+// trim closes least recently used idle connections while more than
+// MaxOpenDatabases are open. An object in use, in a batch or waiting for a
+// sync is skipped: the limit is soft while every connection is busy, and
+// trim runs again when an object goes idle (Commit). keep is never closed.
+func (st *Store) trim(keep *Object) {
+	excess := st.openConns.Load() - int64(st.cfg.MaxOpenDatabases)
+	if excess <= 0 {
+		return
+	}
+	st.mu.Lock()
 	var victims []*Object
-	if n > int64(st.cfg.MaxOpenDatabases) {
-		excess := n - int64(st.cfg.MaxOpenDatabases)
-		for e := st.lru.Back(); e != nil && excess > 0; e = e.Prev() {
-			v := e.Value.(*Object)
-			if v == o {
-				continue
-			}
+	for e := st.lru.Back(); e != nil && len(victims) < int(excess)+8; e = e.Prev() {
+		if v := e.Value.(*Object); v != keep {
 			victims = append(victims, v)
-			excess--
 		}
 	}
 	st.mu.Unlock()
 	for _, v := range victims {
-		// An object in use, in a batch or waiting for a sync is skipped:
-		// the limit is soft while every connection is busy.
+		if st.openConns.Load() <= int64(st.cfg.MaxOpenDatabases) {
+			return
+		}
 		v.closeIfIdle()
 	}
 }
