@@ -69,13 +69,14 @@ func (c *Cursor) runToEnd() {
 	err := s.Err()
 	c.rowsWritten = conn.TotalChanges() - before
 	c.rowsRead = max(c.returned, int64(s.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)), c.rowsWritten)
+	c.release()
 	if err != nil {
-		// sqlError may reset the object and close the connection (and s).
+		// Only now: sqlError may reset the object and close the
+		// connection with its statements.
 		c.err = c.o.sqlError(err)
 		c.rows = nil
 	}
 	c.done = c.err != nil
-	c.release()
 }
 
 // stepFirst runs a read-only statement to its first row at Exec, so the

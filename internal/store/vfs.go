@@ -84,7 +84,7 @@ type walFile struct {
 	t    *walTracker
 	path string
 
-	mu     sync.Mutex  // held by a sync in flight; Close waits for it
+	mu     sync.Mutex  // held by a sync in flight (ours or SQLite's); Close waits for it
 	closed atomic.Bool // set under mu
 }
 
@@ -97,6 +97,16 @@ func (w *walFile) syncData(s Syncer) error {
 		return errWALClosed
 	}
 	return s.SyncFile(w.File)
+}
+
+// Sync is SQLite's own sync of the WAL (its header at a restart, the WAL
+// before a checkpoint). It is serialized with the coordinator's syncData:
+// the base file's first sync also syncs the directory of a new WAL, and
+// the coordinator must not acknowledge anything while that is in flight.
+func (w *walFile) Sync(flags vfs.SyncFlag) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.File.Sync(flags)
 }
 
 func (w *walFile) Close() error {
