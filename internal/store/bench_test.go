@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -38,11 +39,15 @@ func rawFsyncRate(tb testing.TB, dir string) float64 {
 }
 
 // owner drives one object as the runtime will: one goroutine runs queued
-// turns in order and commits when the queue is empty.
+// turns in order and, when the queue is empty, commits at once if the sync
+// coordinator is idle or when its running round ends (CommitWait). A panic
+// in a turn fails that turn, as in the runtime, and is recorded.
 type owner struct {
 	o       *Object
 	ch      chan ownerReq
 	stopped chan struct{}
+	eager   bool     // commit as soon as the queue is empty, ignoring CommitWait
+	panics  []string // owner-only until stopped is closed
 }
 
 type ownerReq struct {
@@ -55,8 +60,10 @@ type ownerResult struct {
 	err error
 }
 
-func startOwner(o *Object, queue int) *owner {
-	w := &owner{o: o, ch: make(chan ownerReq, queue), stopped: make(chan struct{})}
+func startOwner(o *Object, queue int) *owner { return startOwnerWith(o, queue, false) }
+
+func startOwnerWith(o *Object, queue int, eager bool) *owner {
+	w := &owner{o: o, ch: make(chan ownerReq, queue), stopped: make(chan struct{}), eager: eager}
 	go func() {
 		defer close(w.stopped)
 		var wait <-chan struct{} // the batch is kept open until it closes
@@ -76,14 +83,16 @@ func startOwner(o *Object, queue int) *owner {
 			var p *gate.Promise
 			err := o.Begin()
 			if err == nil {
-				err = req.fn(o)
+				err = w.runTurn(req.fn)
 				p, err = o.End(err)
 			} else {
 				p = gate.Resolved(err)
 			}
 			req.done <- ownerResult{p, err}
 			if len(w.ch) == 0 {
-				if wait = o.CommitWait(); wait == nil {
+				if w.eager {
+					o.Commit()
+				} else if wait = o.CommitWait(); wait == nil {
 					o.Commit()
 				}
 			}
@@ -91,6 +100,18 @@ func startOwner(o *Object, queue int) *owner {
 		o.Commit()
 	}()
 	return w
+}
+
+// runTurn runs fn, turning a panic into the turn's error.
+func (w *owner) runTurn(fn func(o *Object) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 64<<10)
+			w.panics = append(w.panics, fmt.Sprintf("%v\n%s", r, buf[:runtime.Stack(buf, false)]))
+			err = fmt.Errorf("panic in turn: %v", r)
+		}
+	}()
+	return fn(w.o)
 }
 
 // do runs fn as a turn and waits until its outputs may leave.

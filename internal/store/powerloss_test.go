@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/durable-go/durable/internal/errs"
-	"github.com/durable-go/durable/internal/gate"
 	"github.com/durable-go/durable/internal/store/faultfs"
 )
 
@@ -177,13 +176,13 @@ func runPowerLoss(t *testing.T, pl powerLoss) plTotals {
 		if err != nil {
 			t.Fatal(err)
 		}
-		owners := make([]*plOwner, pl.objects)
+		owners := make([]*owner, pl.objects)
 		for i := range owners {
 			o, err := st.Acquire("PL", fmt.Sprintf("obj%02d", i))
 			if err != nil {
 				t.Fatal(err)
 			}
-			owners[i] = startPLOwner(o, pl.producers+1, pl.eager)
+			owners[i] = startOwnerWith(o, pl.producers+1, pl.eager)
 		}
 		if c > 0 {
 			lost := plVerify(t, c, owners, prods, tableAcked, pl.lying)
@@ -313,7 +312,7 @@ func plSetup(o *Object, producers int) error {
 // the next value to the producer's SQL row and KV key (one turn, two
 // tables: a partial turn would show as a mismatch); some turns write -1
 // and then fail, so their writes must be rolled back.
-func plProduce(w *plOwner, p *plProducer, rng *rand.Rand, stop *atomic.Bool, acks *atomic.Int64) error {
+func plProduce(w *owner, p *plProducer, rng *rand.Rand, stop *atomic.Bool, acks *atomic.Int64) error {
 	for !stop.Load() {
 		if rng.IntN(100) < plFailPercent {
 			err := w.do(func(o *Object) error {
@@ -351,7 +350,7 @@ func plWrite(o *Object, p *plProducer, v int64) error {
 // wrong (integrity, a partial or failed turn visible, a value never sent)
 // fails the test. Under the negative control a loss is recorded in the
 // history (acked drops to what survived) so each cycle is judged alone.
-func plVerify(t *testing.T, c int, owners []*plOwner, prods []*plProducer, tableAcked []bool, lying bool) (lost int) {
+func plVerify(t *testing.T, c int, owners []*owner, prods []*plProducer, tableAcked []bool, lying bool) (lost int) {
 	t.Helper()
 	type got struct{ sql, kv int64 }
 	for i, w := range owners {
@@ -430,93 +429,15 @@ func plVerify(t *testing.T, c int, owners []*plOwner, prods []*plProducer, table
 	return lost
 }
 
-// plOwner drives one object as startOwner does (one goroutine runs queued
-// turns and commits when the queue is empty), and can be waited for: the
-// store may only be closed once its owners have stopped. An eager owner
-// commits at once instead of waiting for the coordinator's round to end.
-// As the runtime will, it turns a panic in a turn into the turn's error;
-// it records the panics' stacks for the test to judge.
-type plOwner struct {
-	o    *Object
-	ch   chan ownerReq
-	done chan struct{}
-
-	panics []string // owner-only until done is closed
-}
-
-// runTurn runs fn, turning a panic into an error.
-func (w *plOwner) runTurn(fn func(o *Object) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			buf := make([]byte, 64<<10)
-			w.panics = append(w.panics, fmt.Sprintf("%v\n%s", r, buf[:runtime.Stack(buf, false)]))
-			err = fmt.Errorf("panic in turn: %v", r)
-		}
-	}()
-	return fn(w.o)
-}
-
-func startPLOwner(o *Object, queue int, eager bool) *plOwner {
-	w := &plOwner{o: o, ch: make(chan ownerReq, queue), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		var wait <-chan struct{} // the batch is kept open until it closes
-		for {
-			var req ownerReq
-			var ok bool
-			select {
-			case req, ok = <-w.ch:
-			case <-wait:
-				wait = nil
-				o.Commit()
-				continue
-			}
-			if !ok {
-				break
-			}
-			var p *gate.Promise
-			err := o.Begin()
-			if err == nil {
-				err = w.runTurn(req.fn)
-				p, err = o.End(err)
-			} else {
-				p = gate.Resolved(err)
-			}
-			req.done <- ownerResult{p, err}
-			if len(w.ch) == 0 {
-				if eager {
-					o.Commit()
-				} else if wait = o.CommitWait(); wait == nil {
-					o.Commit()
-				}
-			}
-		}
-		o.Commit()
-	}()
-	return w
-}
-
-// do runs fn as a turn and waits until its outputs may leave: it returns
-// nil only for an acknowledged turn.
-func (w *plOwner) do(fn func(o *Object) error) error {
-	done := make(chan ownerResult, 1)
-	w.ch <- ownerReq{fn: fn, done: done}
-	r := <-done
-	if err := r.p.Wait(context.Background()); err != nil {
-		return err
-	}
-	return r.err
-}
-
 // plStopOwners stops the owners, waits for them and releases the objects.
 // It returns the stacks of the panics their turns had.
-func plStopOwners(t *testing.T, owners []*plOwner) (panics []string) {
+func plStopOwners(t *testing.T, owners []*owner) (panics []string) {
 	t.Helper()
 	for _, w := range owners {
 		close(w.ch)
 	}
 	for i, w := range owners {
-		plWait(t, fmt.Sprintf("owner of object %d", i), func() { <-w.done })
+		plWait(t, fmt.Sprintf("owner of object %d", i), func() { <-w.stopped })
 		w.o.Release()
 		panics = append(panics, w.panics...)
 	}
