@@ -23,3 +23,37 @@ var (
 	// ErrClosed: the runtime (or store) is closed.
 	ErrClosed = errors.New("durable: closed")
 )
+
+// sentinels are the errors carried across a call by code, so errors.Is
+// works on the caller's side; any other error arrives as its message only.
+var sentinels = []error{ErrLocked, ErrOverloaded, ErrObjectReset, ErrInvalidID, ErrLimit, ErrNotImplemented, ErrClosed}
+
+// Sentinel returns the durable sentinel err wraps, or nil.
+func Sentinel(err error) error {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return nil
+}
+
+// Call is an error of a call into an object, with the flags the public
+// *durable.Error carries. The root package converts it.
+type Call struct {
+	Message    string
+	Retryable  bool
+	Overloaded bool
+	Remote     bool
+	Err        error // a sentinel, or nil
+}
+
+func (e *Call) Error() string { return e.Message }
+func (e *Call) Unwrap() error { return e.Err }
+
+// Remote turns an object's own error into the caller's copy of it: the
+// message, and the sentinel it wraps (if any) so errors.Is still works.
+func Remote(err error) *Call {
+	s := Sentinel(err)
+	return &Call{Message: err.Error(), Remote: true, Err: s, Retryable: s == ErrObjectReset}
+}

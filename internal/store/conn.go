@@ -79,6 +79,9 @@ func (o *Object) open() error {
 		return fmt.Errorf("store: open %s/%s: %w", o.ns, o.id, err)
 	}
 	o.exists = true
+	if o.interrupt != nil {
+		dc.c.SetInterrupt(o.interrupt)
+	}
 	if created {
 		o.createdNow = true
 		o.newDirs = dirs

@@ -481,36 +481,58 @@ func (o *Object) readInt(s *sqlite3.Stmt) (int64, error) {
 // Transaction runs fn as a savepoint of the turn: if fn returns an error
 // (returned unchanged) or panics, what it wrote is rolled back. Calls nest.
 func (o *Object) Transaction(fn func() error) (err error) {
-	if err := o.ensure(); err != nil {
+	if err := o.TxBegin(); err != nil {
 		return err
-	}
-	dc := o.conn
-	if err := dc.run(o, dc.txSavepoint); err != nil {
-		return o.sqlError(err)
-	}
-	o.txDepth++
-	undo := func() {
-		o.txDepth--
-		if o.conn != dc {
-			return // the storage failed and reopened under fn
-		}
-		if rerr := dc.run(o, dc.txRollbackTo); rerr == nil {
-			dc.run(o, dc.txRelease)
-		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			undo()
+			o.TxEnd(false)
 			panic(p)
 		}
 	}()
 	if err := fn(); err != nil {
-		undo()
+		o.TxEnd(false)
 		return err
 	}
-	o.txDepth--
-	if o.conn != dc {
+	return o.TxEnd(true)
+}
+
+// TxBegin opens a nested transaction (a savepoint) in the turn. Every
+// TxBegin needs a TxEnd. The runtime uses the pair so that the storage
+// lock is not held while the user's function runs.
+func (o *Object) TxBegin() error {
+	if err := o.ensure(); err != nil {
+		return err
+	}
+	if err := o.conn.run(o, o.conn.txSavepoint); err != nil {
+		return o.sqlError(err)
+	}
+	o.txDepth++
+	o.txConns = append(o.txConns, o.conn)
+	return nil
+}
+
+// TxEnd closes the innermost transaction: keep its writes (commit) or roll
+// them back.
+func (o *Object) TxEnd(commit bool) error {
+	if len(o.txConns) == 0 {
+		return errors.New("store: TxEnd without TxBegin")
+	}
+	dc := o.txConns[len(o.txConns)-1]
+	o.txConns = o.txConns[:len(o.txConns)-1]
+	if o.txDepth > 0 {
+		o.txDepth--
+	}
+	if o.conn != dc || !o.txnOpen {
+		// The storage failed and was reset, or SQLite rolled the batch
+		// back, under the transaction: nothing to release.
 		return o.turnFailedOr(errors.New("store: the storage was reset during the transaction"))
+	}
+	if !commit {
+		if rerr := dc.run(o, dc.txRollbackTo); rerr == nil {
+			dc.run(o, dc.txRelease)
+		}
+		return nil
 	}
 	if err := dc.run(o, dc.txRelease); err != nil {
 		return o.sqlError(err)

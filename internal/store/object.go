@@ -2,6 +2,7 @@ package store
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -44,17 +45,19 @@ type Object struct {
 	spOpen     bool          // the turn's savepoint is open
 	batch      *gate.Promise // the open batch's promise
 	batchTurns int
-	userWrote  bool      // a write statement or KV write ran in this batch
-	createdNow bool      // the database file was created in this batch
-	newDirs    []string  // directories to fsync before the first sync of a new file
-	turnSeq    uint64    // increments at each Begin; cursors remember theirs
-	cursors    []*Cursor // opened in this turn; closed at End
-	unread     []*Cursor // cursors with an error, to check at End
-	turnFailed error     // the storage failed under this turn; it must fail
-	txDepth    int       // open Transaction calls
-	trusted    bool      // the runtime's own statement is being prepared or run
-	authErr    error     // why the authorizer refused the last statement
-	walPages   int       // WAL length after the last commit, from the WAL hook
+	userWrote  bool            // a write statement or KV write ran in this batch
+	createdNow bool            // the database file was created in this batch
+	newDirs    []string        // directories to fsync before the first sync of a new file
+	turnSeq    uint64          // increments at each Begin; cursors remember theirs
+	cursors    []*Cursor       // opened in this turn; closed at End
+	unread     []*Cursor       // cursors with an error, to check at End
+	turnFailed error           // the storage failed under this turn; it must fail
+	txDepth    int             // open Transaction calls
+	txConns    []*dbConn       // the connection each open Transaction began on
+	trusted    bool            // the runtime's own statement is being prepared or run
+	authErr    error           // why the authorizer refused the last statement
+	walPages   int             // WAL length after the last commit, from the WAL hook
+	interrupt  context.Context // SQLite calls fail once it is done (SetInterrupt)
 }
 
 func newObject(st *Store, ns, id string) *Object {
@@ -66,6 +69,20 @@ func (o *Object) Namespace() string { return o.ns }
 
 // ID returns the object's ID string.
 func (o *Object) ID() string { return o.id }
+
+// SetInterrupt makes SQLite calls fail (a running statement at its next
+// check, within ~1,000 VM steps) once ctx is done. The runtime cancels it to
+// fence a stale instance, and sets a fresh one before the next turn.
+func (o *Object) SetInterrupt(ctx context.Context) {
+	o.interrupt = ctx
+	if o.conn != nil {
+		o.conn.c.SetInterrupt(ctx)
+	}
+}
+
+// Wrote reports whether the open batch holds a write (a user write
+// statement, a KV write or an alarm change), rolled back or not.
+func (o *Object) Wrote() bool { return o.inBatch && o.userWrote }
 
 // Release drops the handle taken by Acquire. The object's connection may
 // stay open (least recently used connections close first).
@@ -170,6 +187,8 @@ func (o *Object) End(turnErr error) (*gate.Promise, error) {
 		}
 	}
 	o.txDepth = 0
+	clear(o.txConns)
+	o.txConns = o.txConns[:0]
 	o.inTurn = false
 	p := o.batch
 	if err := o.turnFailed; err != nil {

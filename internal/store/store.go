@@ -156,6 +156,9 @@ func Open(cfg Config) (*Store, error) {
 	return st, nil
 }
 
+// ObjectsDir returns the directory holding every object's database.
+func (st *Store) ObjectsDir() string { return st.dir }
+
 // Path returns the database file of an object:
 // Dir/objects/<namespace>/<id[0:2]>/<id>.sqlite.
 func (st *Store) Path(ns, id string) string {

@@ -1,0 +1,39 @@
+// Command durable runs durable objects.
+//
+//	durable serve [--dir ./data] [--addr 127.0.0.1:8787] [--app examples]
+//	              [--idle-timeout 70s] [--hibernate-after 10s]
+//
+// serve hosts the example apps (DESIGN.md §5) on an embedded runtime whose
+// data lives in --dir. SIGINT or SIGTERM drains in-flight requests, commits,
+// and exits 0.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		os.Exit(serve(os.Args[2:]))
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "durable: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: durable <command> [flags]
+
+commands:
+  serve   serve the example apps over HTTP (durable serve -h for flags)
+`)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/durable-go/durable"
+	"github.com/durable-go/durable/examples/counter"
+	"github.com/durable-go/durable/internal/httpjson"
+)
+
+// shutdownBudget bounds the drain after SIGINT/SIGTERM.
+const shutdownBudget = 8 * time.Second
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	dir := fs.String("dir", "./data", "data directory")
+	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
+	app := fs.String("app", "examples", "app to serve: examples")
+	idle := fs.Duration("idle-timeout", durable.DefaultIdleTimeout, "evict an instance idle this long")
+	hibernate := fs.Duration("hibernate-after", durable.DefaultHibernateAfter, "evict an instance whose only activity is WebSockets after this long")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *idle <= 0 || *hibernate <= 0 {
+		log.Error("durations must be positive", "idle-timeout", *idle, "hibernate-after", *hibernate)
+		return 2
+	}
+	rt, err := durable.Open(durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate, Logger: log})
+	if err != nil {
+		log.Error("open runtime", "dir", *dir, "err", err)
+		return 1
+	}
+	var draining atomic.Bool
+	mux := http.NewServeMux()
+	switch *app {
+	case "examples":
+		mountExamples(mux, rt)
+	default:
+		log.Error("unknown app", "app", *app)
+		rt.Close(context.Background())
+		return 2
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !httpjson.Method(w, r, http.MethodGet) {
+			return
+		}
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/_durable/stats", func(w http.ResponseWriter, r *http.Request) {
+		if !httpjson.Method(w, r, http.MethodGet) {
+			return
+		}
+		s := rt.Stats()
+		httpjson.Write(w, http.StatusOK, map[string]int64{
+			"live": s.Live, "open_databases": s.OpenDatabases,
+			"websockets": s.WebSockets, "hibernated_websockets": s.HibernatedWebSockets,
+		})
+	})
+	mux.HandleFunc("/", httpjson.NotFound)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+			httpjson.Error(w, http.StatusServiceUnavailable, "the server is shutting down")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Error("listen", "addr", *addr, "err", err)
+		rt.Close(context.Background())
+		return 1
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("durable serving", "addr", ln.Addr().String(), "dir", *dir, "app", *app)
+	// The address on stdout lets scripts and tests use --addr 127.0.0.1:0.
+	fmt.Printf("listening on %s\n", ln.Addr())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	code := 0
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err := <-served:
+		log.Error("server stopped", "err", err)
+		code = 1
+	}
+	draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("drain requests", "err", err)
+	}
+	if err := rt.Close(ctx); err != nil {
+		log.Error("close runtime", "err", err)
+		code = 1
+	}
+	log.Info("stopped")
+	return code
+}
+
+// mountExamples serves the example apps at the routes of DESIGN.md §5.
+func mountExamples(mux *http.ServeMux, rt *durable.Runtime) {
+	mux.Handle("/counter/", counter.Routes(counter.Define(rt)))
+}

@@ -1,0 +1,336 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/durable-go/durable/internal/actor"
+	"github.com/durable-go/durable/internal/clock"
+	"github.com/durable-go/durable/internal/errs"
+	"github.com/durable-go/durable/internal/gate"
+	"github.com/durable-go/durable/internal/route"
+	"github.com/durable-go/durable/internal/store"
+)
+
+// Work is what a turn does with the instance; its result is the reply.
+type Work func(ctx context.Context, inst any) (any, error)
+
+// Msg is one event for an object.
+type Msg struct {
+	Ctx    context.Context // the caller's; nil for system events
+	Name   string          // the name the caller addressed the object by, or ""
+	Work   Work
+	System bool // an alarm, a WebSocket event or WaitUntil: never refused for a full mailbox
+
+	chain uint64
+	done  chan Reply // nil when nobody waits
+}
+
+// Reply is a turn's outcome. P is ready when the writes the turn could
+// have seen are durable: V may leave only then.
+type Reply struct {
+	V   any
+	Err error
+	P   *gate.Promise
+}
+
+func (m *Msg) reply(r Reply) {
+	if m.done != nil {
+		m.done <- r
+	}
+}
+
+// Activation is one live object.
+type Activation struct {
+	h     *Host
+	id    route.ObjectID
+	class *Class
+	mb    *actor.Mailbox[*Msg]
+	tok   actor.Token
+
+	stopOnce sync.Once
+	stopCh   chan struct{} // closed by stop (Close)
+	retired  chan struct{} // closed when this activation let go of its storage
+
+	// smu guards the storage handle: every store call made for this
+	// activation, by its driver, a nested turn or user code, holds it.
+	smu       sync.Mutex
+	obj       *store.Object                      // guarded by smu; nil before activation and after retiring
+	gen       uint64                             // guarded by smu; the instance generation; a reset increments it
+	dead      bool                               // guarded by smu; no more storage (retired or killed)
+	interrupt atomic.Pointer[context.CancelFunc] // cancels the current generation's SQLite calls
+
+	grant route.Grant
+	log   store.ObjectLog
+
+	// Turn-holder state (the driver, or a nested turn holding the token).
+	inst        any
+	state       any        // what the root package keeps for the instance (its *durable.State)
+	current     *turnState // the turn in progress (nested turns stack on it)
+	name        string     // the object's name, if known
+	nameStored  bool       // the name is in the object's storage
+	resetReason error      // set during a turn: reset the instance after it
+}
+
+func (h *Host) newActivation(id route.ObjectID, class *Class) *Activation {
+	return &Activation{
+		h:       h,
+		id:      id,
+		class:   class,
+		mb:      actor.NewMailbox[*Msg](h.cfg.MailboxSize),
+		stopCh:  make(chan struct{}),
+		retired: make(chan struct{}),
+	}
+}
+
+// ID returns the object the activation hosts.
+func (a *Activation) ID() route.ObjectID { return a.id }
+
+// Name returns the object's name ("" when unknown).
+func (a *Activation) Name() string { return a.name }
+
+// SetState keeps the root package's state of the instance being built.
+func (a *Activation) SetState(s any) { a.state = s }
+
+// State returns what SetState kept for the current instance.
+func (a *Activation) State() any { return a.state }
+
+// Host returns the activation's host.
+func (a *Activation) Host() *Host { return a.h }
+
+// activate goes Placement.Acquire → CommitLog.Open → restore → replay and
+// opens the object's storage.
+func (a *Activation) activate() error {
+	ctx := context.Background()
+	g, err := a.h.cfg.Placement.Acquire(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("acquire %s/%s: %w", a.id.Namespace, a.id.ID, err)
+	}
+	l, err := a.h.cfg.CommitLog.Open(ctx, a.id, g)
+	if err != nil {
+		g.Release(ctx)
+		return fmt.Errorf("open commit log of %s/%s: %w", a.id.Namespace, a.id.ID, err)
+	}
+	// Restore and replay: single-node mode has no snapshots and an empty
+	// log; the database file is the state. Cluster mode restores the
+	// latest snapshot and replays the records after it here.
+	if _, r, err := a.h.cfg.Snapshots.Latest(ctx, a.id); err == nil {
+		r.Close()
+		l.Close()
+		g.Release(ctx)
+		return fmt.Errorf("restore %s/%s: snapshots are not supported in single-node mode", a.id.Namespace, a.id.ID)
+	} else if !errors.Is(err, store.ErrNoSnapshot) {
+		l.Close()
+		g.Release(ctx)
+		return fmt.Errorf("restore %s/%s: %w", a.id.Namespace, a.id.ID, err)
+	}
+	if err := l.Replay(ctx, l.Tail(), func(store.LSN, []byte) error { return nil }); err != nil {
+		l.Close()
+		g.Release(ctx)
+		return fmt.Errorf("replay %s/%s: %w", a.id.Namespace, a.id.ID, err)
+	}
+	obj, err := a.h.cfg.Store.Acquire(a.id.Namespace, a.id.ID)
+	if err != nil {
+		l.Close()
+		g.Release(ctx)
+		return err
+	}
+	a.grant, a.log = g, l
+	a.smu.Lock()
+	a.obj = obj
+	a.newInterruptLocked()
+	a.smu.Unlock()
+	return nil
+}
+
+// newInterruptLocked gives the storage a fresh interrupt context for the
+// current instance generation.
+func (a *Activation) newInterruptLocked() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.interrupt.Store(&cancel)
+	a.obj.SetInterrupt(ctx)
+}
+
+// run is the activation's driver goroutine.
+func (a *Activation) run(prev <-chan struct{}) {
+	defer a.h.drivers.Done()
+	defer a.h.liveN.Add(-1)
+	if prev != nil {
+		<-prev // the previous activation of this object lets go of its storage first
+	}
+	if err := a.activate(); err != nil {
+		a.h.log.Error("durable: activation failed", "namespace", a.id.Namespace, "id", a.id.ID, "err", err)
+		a.retire(fmt.Errorf("durable: activate %s/%s: %w: %w", a.id.Namespace, a.id.ID, err, errs.ErrObjectReset))
+		return
+	}
+	var commitWait <-chan struct{}
+	var idle clock.Timer
+	stopIdle := func() {
+		if idle != nil {
+			idle.Stop()
+			idle = nil
+		}
+	}
+	defer stopIdle()
+	for {
+		if m, ok := a.mb.Pop(); ok {
+			stopIdle()
+			a.tok.Begin(m.chain)
+			a.turn(m, false)
+			a.tok.Finish()
+			continue
+		}
+		// Nothing queued: commit now, or when the running sync round ends
+		// (a batch committed before then waits for the next round anyway).
+		if commitWait == nil {
+			commitWait = a.commit(true)
+		}
+		select {
+		case <-a.stopCh:
+			if a.mb.Len() == 0 {
+				a.commit(false)
+				a.retire(ErrClosed)
+				return
+			}
+			continue
+		default:
+		}
+		if idle == nil {
+			idle = a.h.cfg.Clock.NewTimer(a.h.cfg.IdleTimeout)
+		}
+		select {
+		case <-a.mb.Signal():
+		case <-commitWait:
+			commitWait = nil
+			a.commit(false)
+		case <-idle.C():
+			idle = nil
+			if a.tryRetire() {
+				return
+			}
+		case <-a.stopCh:
+		case <-a.grant.Lost():
+			a.fence(errors.New("the object's placement grant was lost"))
+			a.inst, a.state = nil, nil
+		}
+	}
+}
+
+// commit ends the open batch. With wait, it may instead return a channel
+// to commit on (CommitWait).
+func (a *Activation) commit(wait bool) <-chan struct{} {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.dead || a.obj == nil {
+		return nil
+	}
+	if wait {
+		if ch := a.obj.CommitWait(); ch != nil {
+			return ch
+		}
+	}
+	a.obj.Commit()
+	return nil
+}
+
+// tryRetire retires the activation if nothing arrived meanwhile.
+func (a *Activation) tryRetire() bool {
+	h := a.h
+	h.mu.Lock()
+	if !a.mb.CloseIfEmpty() {
+		h.mu.Unlock()
+		return false
+	}
+	if h.live[a.id] == a {
+		delete(h.live, a.id)
+	}
+	h.retiring[a.id] = a.retired
+	h.mu.Unlock()
+	a.commit(false)
+	a.retire(nil)
+	return true
+}
+
+// retire lets go of the storage and placement. Events still queued fail
+// with err.
+func (a *Activation) retire(err error) {
+	h := a.h
+	h.mu.Lock()
+	if h.live[a.id] == a {
+		delete(h.live, a.id)
+	}
+	if _, ok := h.retiring[a.id]; !ok {
+		h.retiring[a.id] = a.retired
+	}
+	h.mu.Unlock()
+	if err == nil {
+		err = ErrClosed
+	}
+	for _, m := range a.mb.Close() {
+		m.reply(Reply{Err: err, P: gate.Resolved(nil)})
+	}
+	a.smu.Lock()
+	obj := a.obj
+	a.obj, a.dead = nil, true
+	if c := a.interrupt.Load(); c != nil {
+		(*c)()
+	}
+	a.smu.Unlock()
+	a.inst, a.state = nil, nil
+	if obj != nil {
+		obj.Release()
+	}
+	if a.log != nil {
+		a.log.Close()
+	}
+	if a.grant != nil {
+		a.grant.Release(context.Background())
+	}
+	h.mu.Lock()
+	if h.retiring[a.id] == a.retired {
+		delete(h.retiring, a.id)
+	}
+	h.mu.Unlock()
+	close(a.retired)
+}
+
+// stop asks the driver to finish its turn and retire (Close). Queued events
+// fail with ErrClosed at once.
+func (a *Activation) stop() {
+	a.stopOnce.Do(func() {
+		for _, m := range a.mb.Close() {
+			m.reply(Reply{Err: ErrClosed, P: gate.Resolved(nil)})
+		}
+		close(a.stopCh)
+	})
+}
+
+// fence resets the instance from outside its turn: the storage handle of
+// the current generation is dead (calls fail with ErrObjectReset, a
+// running statement is interrupted), and the turn in progress, if any, is
+// rolled back. The next event constructs a new instance.
+func (a *Activation) fence(reason error) {
+	if c := a.interrupt.Load(); c != nil {
+		(*c)() // without smu: a statement holding it is interrupted
+	}
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	a.gen++
+	if a.dead || a.obj == nil {
+		return
+	}
+	a.newInterruptLocked()
+	a.obj.End(fmt.Errorf("durable: instance reset: %v: %w", reason, errs.ErrObjectReset))
+}
+
+// kill fences the activation and gives up its storage for good (Close
+// after its deadline).
+func (a *Activation) kill(reason error) {
+	a.fence(reason)
+	a.smu.Lock()
+	a.dead = true
+	a.smu.Unlock()
+}

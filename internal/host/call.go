@@ -1,0 +1,159 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/durable-go/durable/internal/actor"
+	"github.com/durable-go/durable/internal/errs"
+	"github.com/durable-go/durable/internal/route"
+)
+
+// ErrOverloaded is the error of a call refused for a full mailbox (the
+// platform's text).
+var ErrOverloaded = &errs.Call{
+	Message:    "Durable Object is overloaded. Too many requests queued.",
+	Overloaded: true,
+	Err:        errs.ErrOverloaded,
+}
+
+// Call delivers a call to an object and waits for its reply, and for the
+// writes the reply could reveal to be durable. From inside a turn, the
+// calling turn first reaches a durability point and lets calls on its chain
+// back in while it waits (A→B→A). method and arg are the call's wire form
+// (for a remote node); work is its in-process form.
+func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string, arg []byte, work Work) (any, error) {
+	m := &Msg{Ctx: ctx, Name: name, Work: work, done: make(chan Reply, 1)}
+	if ts := turnFrom(ctx); ts != nil {
+		a := ts.a
+		if err := a.suspend(ctx, ts); err != nil {
+			return nil, err
+		}
+		defer a.resume(ts)
+		m.chain = ts.chain
+	} else {
+		m.chain = h.newChain()
+	}
+	node, err := h.cfg.Placement.Owner(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	env := &route.Envelope{To: id, Method: method, Chain: m.chain, Arg: arg, Local: m}
+	if _, err := h.cfg.Transport.Call(ctx, node, env); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-m.done:
+		// Errors wait too: an error can reveal what the turn read.
+		if err := r.P.Wait(ctx); err != nil {
+			if errors.Is(err, errs.ErrObjectReset) {
+				return nil, &errs.Call{Message: err.Error(), Retryable: true, Err: errs.ErrObjectReset}
+			}
+			return nil, err
+		}
+		return r.V, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Post queues a system event (never refused for a full mailbox) and does
+// not wait for it. done, if not nil, receives the turn's reply.
+func (h *Host) Post(id route.ObjectID, work Work, done chan Reply) error {
+	m := &Msg{Work: work, System: true, chain: h.newChain(), done: done}
+	_, err := h.serve(context.Background(), &route.Envelope{To: id, Local: m})
+	return err
+}
+
+// serve accepts an envelope on this node: a call on the chain of a turn
+// suspended in the object runs now, on the caller's goroutine; anything
+// else goes to the object's mailbox (starting its activation if needed).
+func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
+	m, ok := env.Local.(*Msg)
+	if !ok {
+		return nil, fmt.Errorf("durable: envelope for %s/%s has no in-process call", env.To.Namespace, env.To.ID)
+	}
+	id := env.To
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	class := h.classes[id.Namespace]
+	if class == nil {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("durable: namespace %q is not defined on this runtime: %w", id.Namespace, errs.ErrNotImplemented)
+	}
+	a := h.live[id]
+	if a != nil && !m.System && a.tok.Enter(m.chain) {
+		h.mu.Unlock()
+		a.turn(m, true)
+		a.tok.Exit()
+		return nil, nil
+	}
+	if a == nil {
+		a = h.newActivation(id, class)
+		h.live[id] = a
+		prev := h.retiring[id]
+		h.drivers.Add(1)
+		h.liveN.Add(1)
+		go a.run(prev)
+	}
+	err := a.mb.Push(m, m.System)
+	h.mu.Unlock()
+	switch {
+	case errors.Is(err, actor.ErrFull):
+		return nil, ErrOverloaded
+	case err != nil:
+		return nil, ErrClosed
+	}
+	return nil, nil
+}
+
+// WaitUntil runs fn as its own turn after the current one; the object stays
+// live until it ends (at most WaitUntilLimit).
+func (a *Activation) WaitUntil(fn func(ctx context.Context)) error {
+	m := &Msg{System: true, chain: a.h.newChain(), Work: func(ctx context.Context, _ any) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, WaitUntilLimit)
+		defer cancel()
+		fn(ctx)
+		return nil, nil
+	}}
+	if err := a.mb.Push(m, true); err != nil {
+		return fmt.Errorf("durable: WaitUntil: the object is shutting down: %w", errs.ErrClosed)
+	}
+	return nil
+}
+
+// BlockConcurrencyWhile runs fn with nothing else delivered to the object,
+// not even a call on the turn's own chain. An error from fn, or a run longer
+// than BlockConcurrencyLimit, resets the instance (after the overrun its
+// storage is fenced at once; fn keeps running but can no longer touch it).
+func (a *Activation) BlockConcurrencyWhile(fn func(ctx context.Context) error) error {
+	ts := a.current
+	if ts == nil || !ts.active.Load() {
+		return errors.New("durable: BlockConcurrencyWhile must be called from the object's constructor or one of its turns")
+	}
+	ctx := ts.ctx
+	a.tok.Block(true)
+	defer a.tok.Block(false)
+	done := make(chan error, 1)
+	go func() {
+		_, err, _ := protect(func() (any, error) { return nil, fn(ctx) })
+		done <- err
+	}()
+	t := a.h.cfg.Clock.NewTimer(BlockConcurrencyLimit)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			a.resetReason = err
+		}
+		return err
+	case <-t.C():
+		const why = "BlockConcurrencyWhile ran longer than 30 s"
+		a.fence(errors.New(why))
+		return resetError(why)
+	}
+}

@@ -1,0 +1,149 @@
+// Package host runs objects: it joins the mailbox and turn token
+// (internal/actor), the storage engine (internal/store), the output gate
+// (internal/gate) and the cluster seams (internal/route, store.CommitLog).
+//
+// Each live object is an Activation with one driver goroutine. Activation
+// goes Placement.Acquire → CommitLog.Open → restore → replay → serve; the
+// driver runs the mailbox's events as turns, one at a time, commits when
+// the mailbox is empty, and retires the object after IdleTimeout without
+// events. Calls made from inside a turn suspend it (a durability point) so
+// that a call back into the object on the same call chain can run.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durable-go/durable/internal/clock"
+	"github.com/durable-go/durable/internal/errs"
+	"github.com/durable-go/durable/internal/route"
+	"github.com/durable-go/durable/internal/store"
+)
+
+// Config configures a Host. Every field must be set (the root package
+// applies the defaults).
+type Config struct {
+	Store       *store.Store
+	Clock       clock.Clock
+	Logger      *slog.Logger
+	MailboxSize int
+	IdleTimeout time.Duration
+	Placement   route.Placement
+	Transport   route.Transport
+	CommitLog   store.CommitLog
+	Snapshots   store.SnapshotStore
+}
+
+// Limits of the platform the host enforces.
+const (
+	BlockConcurrencyLimit = 30 * time.Second // BlockConcurrencyWhile's overrun
+	WaitUntilLimit        = 15 * time.Minute // one WaitUntil function
+)
+
+// Class is a namespace's class as the host sees it.
+type Class struct {
+	Name string
+	// New constructs an instance. It runs inside the first turn, with the
+	// activation's storage usable.
+	New func(ctx context.Context, a *Activation) (any, error)
+}
+
+// Host owns every activation of one runtime.
+type Host struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	classes  map[string]*Class                // guarded by mu
+	live     map[route.ObjectID]*Activation   // guarded by mu
+	retiring map[route.ObjectID]chan struct{} // guarded by mu; closed when the old activation let go of its storage
+	closed   bool                             // guarded by mu
+
+	drivers sync.WaitGroup // one per activation goroutine
+	chains  atomic.Uint64  // call chain numbers
+	liveN   atomic.Int64   // live activations
+}
+
+// New returns a host and starts serving its transport.
+func New(cfg Config) (*Host, error) {
+	h := &Host{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		classes:  make(map[string]*Class),
+		live:     make(map[route.ObjectID]*Activation),
+		retiring: make(map[route.ObjectID]chan struct{}),
+	}
+	if err := cfg.Transport.Serve(context.Background(), h.serve); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Define registers a class. It returns false if the name is taken.
+func (h *Host) Define(c *Class) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.classes[c.Name]; ok {
+		return false
+	}
+	h.classes[c.Name] = c
+	return true
+}
+
+// Store returns the host's storage engine.
+func (h *Host) Store() *store.Store { return h.cfg.Store }
+
+// Logger returns the host's logger.
+func (h *Host) Logger() *slog.Logger { return h.log }
+
+// Clock returns the host's clock.
+func (h *Host) Clock() clock.Clock { return h.cfg.Clock }
+
+// Live reports the number of live activations.
+func (h *Host) Live() int64 { return h.liveN.Load() }
+
+// ErrClosed wraps errs.ErrClosed for calls on a closed host.
+var ErrClosed = fmt.Errorf("durable: the runtime is closed: %w", errs.ErrClosed)
+
+// Close stops the host: queued calls fail with ErrClosed, running turns
+// finish and commit, then the drivers exit. If ctx ends first, the
+// activations are fenced (their storage calls fail, running statements are
+// interrupted) and Close returns ctx's error; the caller closes the store
+// either way.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	acts := make([]*Activation, 0, len(h.live))
+	for _, a := range h.live {
+		acts = append(acts, a)
+	}
+	h.mu.Unlock()
+	for _, a := range acts {
+		a.stop()
+	}
+	done := make(chan struct{})
+	go func() { h.drivers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	// Turns still running lose their storage: every further call fails,
+	// a running statement is interrupted, and held outputs fail.
+	for _, a := range acts {
+		a.kill(errors.New("the runtime closed before the turn finished"))
+	}
+	return ctx.Err()
+}
+
+// newChain returns a fresh call chain number.
+func (h *Host) newChain() uint64 { return h.chains.Add(1) }
