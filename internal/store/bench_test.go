@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -11,31 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durable-go/durable/internal/fsyncrate"
 	"github.com/durable-go/durable/internal/gate"
 )
 
-// rawFsyncRate measures the disk's fsync rate as DESIGN.md §5 defines it:
-// in dir, 200 times append 4 KiB to a new file and fsync it.
+// rawFsyncRate measures the disk's fsync rate (DESIGN.md §5) in dir.
 func rawFsyncRate(tb testing.TB, dir string) float64 {
 	tb.Helper()
-	f, err := os.CreateTemp(dir, "fsync-probe-*")
+	r, err := fsyncrate.Measure(dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := make([]byte, 4096)
-	const n = 200
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if _, err := f.Write(buf); err != nil {
-			tb.Fatal(err)
-		}
-		if err := f.Sync(); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return n / time.Since(start).Seconds()
+	return r
 }
 
 // owner drives one object as the runtime will: one goroutine runs queued
