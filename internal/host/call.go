@@ -140,7 +140,7 @@ func (a *Activation) BlockConcurrencyWhile(fn func(ctx context.Context) error) e
 	defer a.tok.Block(false)
 	done := make(chan error, 1)
 	go func() {
-		_, err, _ := protect(func() (any, error) { return nil, fn(ctx) })
+		_, err, _ := a.protect(func() (any, error) { return nil, fn(ctx) })
 		done <- err
 	}()
 	t := a.h.cfg.Clock.NewTimer(BlockConcurrencyLimit)

@@ -50,8 +50,9 @@ const (
 	aborted
 )
 
-// protect runs fn, turning a panic or an Abort into an error.
-func protect(fn func() (any, error)) (v any, err error, how outcome) {
+// protect runs fn, turning a panic or an Abort into an error. A panic's
+// stack is logged.
+func (a *Activation) protect(fn func() (any, error)) (v any, err error, how outcome) {
 	defer func() {
 		if r := recover(); r != nil {
 			if ab, ok := r.(abortSignal); ok {
@@ -59,19 +60,17 @@ func protect(fn func() (any, error)) (v any, err error, how outcome) {
 				how = aborted
 				return
 			}
-			buf := make([]byte, 4096)
+			buf := make([]byte, 8192)
 			buf = buf[:runtime.Stack(buf, false)]
 			err = &errs.Call{Message: fmt.Sprintf("durable: panic in object: %v", r), Retryable: true, Remote: true, Err: errs.ErrObjectReset}
 			how = panicked
-			panicStack.Store(string(buf))
+			a.h.log.Error("durable: panic in an object; its turn rolled back and the instance resets",
+				"namespace", a.id.Namespace, "id", a.id.ID, "panic", fmt.Sprint(r), "stack", string(buf))
 		}
 	}()
 	v, err = fn()
 	return v, err, returned
 }
-
-// panicStack keeps the last panic's stack for the log.
-var panicStack atomic.Value
 
 // resetError is what callers see when the instance was reset under them.
 func resetError(reason string) error {
@@ -126,7 +125,7 @@ func (a *Activation) turn(m *Msg, nested bool) {
 	how := returned
 	if a.inst == nil {
 		var inst any
-		inst, err, how = protect(func() (any, error) { return a.construct(ctx) })
+		inst, err, how = a.protect(func() (any, error) { return a.construct(ctx) })
 		if err == nil {
 			a.inst = inst
 		} else if how == returned {
@@ -135,7 +134,7 @@ func (a *Activation) turn(m *Msg, nested bool) {
 	}
 	if err == nil {
 		inst := a.inst
-		v, err, how = protect(func() (any, error) { return m.Work(ctx, inst) })
+		v, err, how = a.protect(func() (any, error) { return m.Work(ctx, inst) })
 		if err != nil && how == returned {
 			err = errs.Remote(err)
 		}
@@ -181,11 +180,6 @@ func (a *Activation) turn(m *Msg, nested bool) {
 	}
 	a.smu.Unlock()
 	if reset {
-		if how == panicked {
-			if st, _ := panicStack.Load().(string); st != "" {
-				a.h.log.Error("durable: turn failed; instance reset", "namespace", a.id.Namespace, "id", a.id.ID, "err", err, "stack", st)
-			}
-		}
 		a.inst, a.state = nil, nil
 		a.resetReason = nil
 	}
