@@ -259,4 +259,3 @@ func rssBytes(t *testing.T) int64 {
 	pages, _ := strconv.ParseInt(strings.Fields(string(b))[1], 10, 64)
 	return pages * int64(os.Getpagesize())
 }
-

@@ -43,7 +43,7 @@ func TestDependencies(t *testing.T) {
 	}
 	never := []struct {
 		pkg, dep, why string
-		direct    bool
+		direct        bool
 	}{
 		{"/internal/store", mod + "/internal/actor", "the store knows nothing of actors", false},
 		{"/internal/store", mod + "/internal/host", "the store knows nothing of activations", false},
