@@ -167,11 +167,19 @@ func (a *Activation) run(prev <-chan struct{}) {
 		return
 	}
 	var commitWait <-chan struct{}
+	// One idle timer for the activation's life: armed when the mailbox
+	// runs dry, stopped when an event arrives.
 	var idle clock.Timer
+	armed := false
 	stopIdle := func() {
-		if idle != nil {
-			idle.Stop()
-			idle = nil
+		if armed {
+			if !idle.Stop() {
+				select { // a tick that fired meanwhile is stale
+				case <-idle.C():
+				default:
+				}
+			}
+			armed = false
 		}
 	}
 	defer stopIdle()
@@ -198,8 +206,13 @@ func (a *Activation) run(prev <-chan struct{}) {
 			continue
 		default:
 		}
-		if idle == nil {
-			idle = a.h.cfg.Clock.NewTimer(a.h.cfg.IdleTimeout)
+		if !armed {
+			if idle == nil {
+				idle = a.h.cfg.Clock.NewTimer(a.h.cfg.IdleTimeout)
+			} else {
+				idle.Reset(a.h.cfg.IdleTimeout)
+			}
+			armed = true
 		}
 		select {
 		case <-a.mb.Signal():
@@ -207,7 +220,7 @@ func (a *Activation) run(prev <-chan struct{}) {
 			commitWait = nil
 			a.commit(false)
 		case <-idle.C():
-			idle = nil
+			armed = false
 			if a.tryRetire() {
 				return
 			}
