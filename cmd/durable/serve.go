@@ -116,5 +116,5 @@ func serve(args []string) int {
 
 // mountExamples serves the example apps at the routes of DESIGN.md §5.
 func mountExamples(mux *http.ServeMux, rt *durable.Runtime) {
-	mux.Handle("/counter/", counter.Routes(counter.Define(rt)))
+	counter.Mount(mux, counter.Define(rt))
 }

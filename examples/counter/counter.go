@@ -47,9 +47,8 @@ type value struct {
 	Value int64 `json:"value"`
 }
 
-// Routes returns the counter's HTTP routes, to mount on a mux at /counter/.
-func Routes(ns *durable.Namespace[*Counter]) http.Handler {
-	mux := http.NewServeMux()
+// Mount registers the counter's routes on mux.
+func Mount(mux *http.ServeMux, ns *durable.Namespace[*Counter]) {
 	mux.HandleFunc("/counter/{name}/increment", func(w http.ResponseWriter, r *http.Request) {
 		if !httpjson.Method(w, r, http.MethodPost) {
 			return
@@ -72,6 +71,4 @@ func Routes(ns *durable.Namespace[*Counter]) http.Handler {
 		}
 		httpjson.Write(w, http.StatusOK, value{v})
 	})
-	mux.HandleFunc("/", httpjson.NotFound)
-	return mux
 }
