@@ -2,11 +2,24 @@ package durable
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/durable-go/durable/internal/hooks"
+	"github.com/durable-go/durable/internal/store"
 )
 
 // Alarmer is implemented by a class that handles alarms: Alarm runs as a
-// turn when the object's alarm comes due.
+// turn when the object's alarm comes due, serial with every other turn and
+// under the same output gate.
+//
+// Delivery is at least once: the alarm is cleared only when the alarm turn
+// commits. While Alarm runs, GetAlarm reports none; an alarm it sets is
+// kept. If Alarm returns an error or panics, its writes roll back (an alarm
+// it set too) and it is retried after 2, 4, 8, 16, 32 and 64 s
+// (Config.AlarmRetryBase doubling); after the sixth retry fails the alarm is
+// deleted and an error logged. Handlers must be idempotent: a crash between
+// the handler's end and the commit runs it again.
 type Alarmer interface {
 	Alarm(ctx context.Context, info AlarmInfo) error
 }
@@ -18,14 +31,57 @@ type AlarmInfo struct {
 	IsRetry    bool
 }
 
-// errAlarmsPending is returned until the alarm scheduler lands.
-var errAlarmsPending = &Error{Message: "durable: alarms are not available yet in this version", Err: ErrNotImplemented}
-
-// SetAlarm sets the object's alarm, replacing any.
-func (s *Storage) SetAlarm(t time.Time) error { return errAlarmsPending }
+// SetAlarm sets the object's alarm, replacing any: one alarm per object.
+// Times are kept in milliseconds, rounded up (an alarm never fires before
+// the time asked); a time in the past fires promptly. Setting is part of
+// the turn's transaction and rolls back with it. It is an error for a class
+// that does not implement Alarmer.
+func (s *Storage) SetAlarm(t time.Time) error {
+	if !s.alarmer {
+		return &Error{Message: fmt.Sprintf("durable: SetAlarm: %s does not implement durable.Alarmer", s.className), Err: ErrNotImplemented}
+	}
+	ns := t.UnixNano()
+	ms := ns / 1e6
+	if ns%1e6 > 0 {
+		ms++ // round up: never early
+	}
+	return publicErrorOrNil(s.a.SetAlarm(s.gen, ms))
+}
 
 // GetAlarm returns the object's alarm time (UTC), if one is set.
-func (s *Storage) GetAlarm() (time.Time, bool, error) { return time.Time{}, false, errAlarmsPending }
+func (s *Storage) GetAlarm() (time.Time, bool, error) {
+	var at int64
+	var ok bool
+	err := s.do(func(o *store.Object) (err error) {
+		at, _, ok, err = o.AlarmRecord()
+		return err
+	})
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(at).UTC(), true, nil
+}
 
-// DeleteAlarm removes the object's alarm, if any.
-func (s *Storage) DeleteAlarm() error { return errAlarmsPending }
+// DeleteAlarm removes the object's alarm, if any (part of the turn's
+// transaction). It does not stop a handler already running.
+func (s *Storage) DeleteAlarm() error {
+	return s.do(func(o *store.Object) error { return o.DeleteAlarmRecord() })
+}
+
+func init() {
+	hooks.RunAlarm = func(ctx context.Context, stub any) (bool, error) {
+		type runner interface {
+			runAlarm(ctx context.Context) (bool, error)
+		}
+		return stub.(runner).runAlarm(ctx)
+	}
+}
+
+// runAlarm runs the object's alarm now (durabletest.RunAlarm).
+func (s *Stub[T]) runAlarm(ctx context.Context) (bool, error) {
+	if s.err != nil {
+		return false, s.err
+	}
+	ran, err := s.ns.rt.host.RunAlarm(ctx, s.oid)
+	return ran, publicErrorOrNil(err)
+}

@@ -197,6 +197,8 @@ func Open(cfg Config) (*Runtime, error) {
 		Transport:   &route.LocalTransport{},
 		CommitLog:   store.LocalLog{},
 		Snapshots:   store.LocalSnapshots{},
+
+		AlarmRetryBase: cfg.AlarmRetryBase,
 	})
 	if err != nil {
 		rt.store.Close()

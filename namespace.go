@@ -48,14 +48,20 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 		m := t.Method(i)
 		n.methods[m.Func.Pointer()] = m.Name
 	}
-	ok := rt.host.Define(&host.Class{
+	class := &host.Class{
 		Name: name,
 		New: func(ctx context.Context, a *host.Activation) (any, error) {
-			st := newState(a, n.key)
+			st := newState(a, n.key, n.alarmer, t.String())
 			a.SetState(st)
 			return newObject(st)
 		},
-	})
+	}
+	if n.alarmer {
+		class.Alarm = func(ctx context.Context, inst any, info host.AlarmInfo) error {
+			return any(inst).(Alarmer).Alarm(ctx, AlarmInfo{RetryCount: info.RetryCount, IsRetry: info.IsRetry})
+		}
+	}
+	ok := rt.host.Define(class)
 	if !ok {
 		panic(fmt.Sprintf("durable: Define(%q): the namespace is already defined on this runtime", name))
 	}

@@ -21,9 +21,9 @@ type State struct {
 	storage *Storage
 }
 
-func newState(a *host.Activation, key id.Key) *State {
+func newState(a *host.Activation, key id.Key, alarmer bool, className string) *State {
 	gen := a.Gen()
-	s := &State{a: a, gen: gen, key: key, storage: &Storage{a: a, gen: gen}}
+	s := &State{a: a, gen: gen, key: key, storage: &Storage{a: a, gen: gen, alarmer: alarmer, className: className}}
 	hex.Decode(s.idBytes[:], []byte(a.ID().ID))
 	return s
 }

@@ -20,8 +20,10 @@ import (
 // columns; a string, BLOB or row ≤ 2,200,000 bytes; the database ≤
 // Config.MaxDatabaseSize.
 type Storage struct {
-	a   *host.Activation
-	gen uint64 // the instance this handle belongs to; a reset fences it
+	a         *host.Activation
+	gen       uint64 // the instance this handle belongs to; a reset fences it
+	alarmer   bool   // the class implements Alarmer
+	className string
 }
 
 // do runs fn on the object's storage unless this instance was reset.

@@ -96,3 +96,15 @@ func Live(rt *durable.Runtime) int {
 	live, _ := hooks.Stats(rt)
 	return int(live)
 }
+
+// RunAlarm runs the object's alarm now, even if it is not due yet, and
+// removes it as a successful alarm turn would (a failing handler schedules
+// its retry). It reports whether the object had an alarm.
+func RunAlarm[T any](t testing.TB, stub *durable.Stub[T]) bool {
+	t.Helper()
+	ran, err := hooks.RunAlarm(context.Background(), stub)
+	if err != nil {
+		t.Fatalf("durabletest: RunAlarm: %v", err)
+	}
+	return ran
+}

@@ -153,3 +153,24 @@ func equal(a, b []int) bool {
 	}
 	return true
 }
+
+func TestAll(t *testing.T) {
+	a, b := New(), New()
+	all := All(a, b)
+	a.Resolve(nil)
+	if done, _ := all.Ready(); done {
+		t.Fatal("All ready before every promise")
+	}
+	boom := errors.New("boom")
+	b.Resolve(boom)
+	if done, err := all.Ready(); !done || !errors.Is(err, boom) {
+		t.Fatalf("All = %v %v", done, err)
+	}
+	if done, err := All().Ready(); !done || err != nil {
+		t.Fatal("All() of nothing")
+	}
+	c := New()
+	if All(c) != c {
+		t.Fatal("All of one promise should be that promise")
+	}
+}

@@ -102,3 +102,37 @@ func (p *Promise) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// All returns a promise ready when every one of ps is: with nil if all
+// succeeded, else with the first error (in argument order) among them.
+func All(ps ...*Promise) *Promise {
+	switch len(ps) {
+	case 0:
+		return Resolved(nil)
+	case 1:
+		return ps[0]
+	}
+	out := New()
+	var mu sync.Mutex
+	left := len(ps)
+	errsAt := make([]error, len(ps))
+	for i, p := range ps {
+		p.OnDone(func(err error) {
+			mu.Lock()
+			errsAt[i] = err
+			left--
+			done := left == 0
+			mu.Unlock()
+			if done {
+				for _, e := range errsAt {
+					if e != nil {
+						out.Resolve(e)
+						return
+					}
+				}
+				out.Resolve(nil)
+			}
+		})
+	}
+	return out
+}

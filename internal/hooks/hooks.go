@@ -16,3 +16,7 @@ var (
 	// (Dir resolved).
 	Config func(rt any) any
 )
+
+// RunAlarm runs the alarm of the object behind stub (a *durable.Stub[T])
+// now and reports whether it had one.
+var RunAlarm func(ctx context.Context, stub any) (bool, error)

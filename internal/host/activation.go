@@ -24,9 +24,13 @@ type Msg struct {
 	Name   string          // the name the caller addressed the object by, or ""
 	Work   Work
 	System bool // an alarm, a WebSocket event or WaitUntil: never refused for a full mailbox
+	// Lazy leaves the instance unbuilt until the work asks for it
+	// (Activation.Instance): an alarm turn first checks the record.
+	Lazy bool
 
-	chain uint64
-	done  chan Reply // nil when nobody waits
+	chain   uint64
+	done    chan Reply  // nil when nobody waits
+	onReply func(Reply) // called with the reply instead (must not block)
 }
 
 // Reply is a turn's outcome. P is ready when the writes the turn could
@@ -40,6 +44,9 @@ type Reply struct {
 func (m *Msg) reply(r Reply) {
 	if m.done != nil {
 		m.done <- r
+	}
+	if m.onReply != nil {
+		m.onReply(r)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/durable-go/durable/internal/alarm"
 	"github.com/durable-go/durable/internal/clock"
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/route"
@@ -37,6 +38,9 @@ type Config struct {
 	Transport   route.Transport
 	CommitLog   store.CommitLog
 	Snapshots   store.SnapshotStore
+	// AlarmRetryBase is the first backoff of a failing alarm handler
+	// (doubling, MaxAlarmRetries retries).
+	AlarmRetryBase time.Duration
 }
 
 // Limits of the platform the host enforces.
@@ -51,6 +55,14 @@ type Class struct {
 	// New constructs an instance. It runs inside the first turn, with the
 	// activation's storage usable.
 	New func(ctx context.Context, a *Activation) (any, error)
+	// Alarm runs the instance's alarm handler; nil if the class has none.
+	Alarm func(ctx context.Context, inst any, info AlarmInfo) error
+}
+
+// AlarmInfo tells an alarm handler which attempt this is.
+type AlarmInfo struct {
+	RetryCount int
+	IsRetry    bool
 }
 
 // Host owns every activation of one runtime.
@@ -64,6 +76,8 @@ type Host struct {
 	retiring map[route.ObjectID]chan struct{} // guarded by mu; closed when the old activation let go of its storage
 	closed   bool                             // guarded by mu
 
+	alarms  *alarm.Scheduler
+	index   *store.Object // the node database holding the alarm index
 	drivers sync.WaitGroup // one per activation goroutine
 	chains  atomic.Uint64  // call chain numbers
 	liveN   atomic.Int64   // live activations
@@ -81,6 +95,16 @@ func New(cfg Config) (*Host, error) {
 	if err := cfg.Transport.Serve(context.Background(), h.serve); err != nil {
 		return nil, err
 	}
+	idx, err := cfg.Store.AcquireNode("runtime")
+	if err != nil {
+		return nil, err
+	}
+	h.index = idx
+	h.alarms, err = alarm.Open(alarm.Config{Index: idx, Clock: cfg.Clock, Log: cfg.Logger, Fire: h.fireAlarm})
+	if err != nil {
+		idx.Release()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -92,6 +116,7 @@ func (h *Host) Define(c *Class) bool {
 		return false
 	}
 	h.classes[c.Name] = c
+	h.alarms.Defined(c.Name) // alarms that came due before Define fire now
 	return true
 }
 
@@ -132,17 +157,20 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { h.drivers.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
+		// Turns still running lose their storage: every further call
+		// fails, a running statement is interrupted, held outputs fail.
+		for _, a := range acts {
+			a.kill(errors.New("the runtime closed before the turn finished"))
+		}
+		err = ctx.Err()
 	}
-	// Turns still running lose their storage: every further call fails,
-	// a running statement is interrupted, and held outputs fail.
-	for _, a := range acts {
-		a.kill(errors.New("the runtime closed before the turn finished"))
-	}
-	return ctx.Err()
+	h.alarms.Close()
+	h.index.Release()
+	return err
 }
 
 // newChain returns a fresh call chain number.

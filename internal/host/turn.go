@@ -23,6 +23,9 @@ type turnState struct {
 	chain  uint64
 	gen    uint64
 	active atomic.Bool // false once the turn ended
+	// extra are promises the turn's outputs also wait for (the alarm
+	// index entries of the alarms it set).
+	extra []*gate.Promise
 }
 
 func turnFrom(ctx context.Context) *turnState {
@@ -123,14 +126,8 @@ func (a *Activation) turn(m *Msg, nested bool) {
 	var v any
 	var err error
 	how := returned
-	if a.inst == nil {
-		var inst any
-		inst, err, how = a.protect(func() (any, error) { return a.construct(ctx) })
-		if err == nil {
-			a.inst = inst
-		} else if how == returned {
-			err = errs.Remote(err)
-		}
+	if a.inst == nil && !m.Lazy {
+		_, err, how = a.build(ctx)
 	}
 	if err == nil {
 		inst := a.inst
@@ -158,6 +155,9 @@ func (a *Activation) turn(m *Msg, nested bool) {
 		storedName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
 	}
 	p, endErr := a.obj.End(err)
+	if len(ts.extra) > 0 {
+		p = gate.All(append([]*gate.Promise{p}, ts.extra...)...)
+	}
 	if nested {
 		a.obj.Commit()
 	}
@@ -184,6 +184,32 @@ func (a *Activation) turn(m *Msg, nested bool) {
 		a.resetReason = nil
 	}
 	m.reply(Reply{V: v, Err: err, P: p})
+}
+
+// build constructs the instance (in the current turn).
+func (a *Activation) build(ctx context.Context) (any, error, outcome) {
+	inst, err, how := a.protect(func() (any, error) { return a.construct(ctx) })
+	if err == nil {
+		a.inst = inst
+		return inst, nil, how
+	}
+	if how == returned {
+		err = errs.Remote(err)
+	}
+	if how != returned {
+		a.resetReason = err
+	}
+	return nil, err, how
+}
+
+// Instance returns the instance, constructing it if the turn in ctx is
+// lazy and it is not built yet.
+func (a *Activation) Instance(ctx context.Context) (any, error) {
+	if a.inst != nil {
+		return a.inst, nil
+	}
+	inst, err, _ := a.build(ctx)
+	return inst, err
 }
 
 // metaName is the object's stored name.
@@ -272,6 +298,10 @@ func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 		return nil, err
 	}
 	a.obj.Commit()
+	if len(ts.extra) > 0 {
+		p = gate.All(append([]*gate.Promise{p}, ts.extra...)...)
+		ts.extra = nil
+	}
 	return p, nil
 }
 

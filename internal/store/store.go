@@ -192,6 +192,28 @@ func (st *Store) Acquire(ns, id string) (*Object, error) {
 	return o, nil
 }
 
+// AcquireNode returns the node-level database Dir/<name>.sqlite (the
+// alarm index): an Object like any other, synced by the same coordinator,
+// outside Dir/objects. name must be a valid ID name.
+func (st *Store) AcquireNode(name string) (*Object, error) {
+	if err := checkName("node", name); err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, fmt.Errorf("store: acquire %s: %w", name, errs.ErrClosed)
+	}
+	k := objectKey{"", name}
+	o := st.objects[k]
+	if o == nil {
+		o = &Object{st: st, ns: "", id: name, path: filepath.Join(filepath.Dir(st.dir), name+".sqlite")}
+		st.objects[k] = o
+	}
+	o.refs++
+	return o, nil
+}
+
 // checkName keeps namespace and ID names safe as path elements.
 func checkName(ns, id string) error {
 	for _, s := range [...]string{ns, id} {

@@ -1,0 +1,548 @@
+// Package alarm schedules objects' alarms from a node-level index.
+//
+// Each object keeps its own alarm in its database (the truth). The index,
+// a table in Dir/runtime.sqlite, lets the scheduler find every object with
+// an alarm without opening every database. It is kept a superset of the
+// objects' records, with times no later than theirs:
+//
+//   - setting an alarm upserts the index entry, and the turn that set it is
+//     not acknowledged before that entry is durable;
+//   - an entry is removed only after the object's turn that observed (or
+//     made) its record gone is durable, and only if no newer upsert replaced
+//     it (each upsert carries a sequence number);
+//   - when an entry fires, the object's own record decides: no record → the
+//     entry is stale and dropped; a later time → the entry moves there.
+//
+// So an alarm is never lost (an object with a record always has an entry
+// due no later than the record) and never fired without a record.
+//
+// The scheduler holds only a window of the index in memory: a heap of the
+// entries up to a cursor, loaded in pages by (time, namespace, id) as time
+// advances, with one timer for the earliest. A million scheduled alarms
+// cost index rows and a bounded heap, not goroutines or timers.
+package alarm
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/durable-go/durable/internal/clock"
+	"github.com/durable-go/durable/internal/gate"
+	"github.com/durable-go/durable/internal/store"
+)
+
+// Entry is one index entry: an object's alarm time (Unix ms) and the
+// sequence number of the upsert that wrote it.
+type Entry struct {
+	NS, ID string
+	AtMs   int64
+	Seq    uint64
+}
+
+// Kind is what an alarm turn found or did.
+type Kind int
+
+const (
+	// Stale: the object has no alarm; the entry is dropped.
+	Stale Kind = iota
+	// Cleared: the alarm ran (or was dropped after its last retry) and the
+	// object has no alarm now; the entry is dropped.
+	Cleared
+	// Reschedule: the object's alarm is at AtMs (not due yet, a retry, or a
+	// new alarm set by the handler); the entry moves there.
+	Reschedule
+	// Retry: the turn failed for the runtime's reasons (a reset, a failed
+	// sync, the object could not activate); fire again soon, without
+	// counting a retry against the handler.
+	Retry
+)
+
+// Outcome is the result of firing an entry, reported once the alarm turn
+// is durable (or failed).
+type Outcome struct {
+	Entry Entry
+	Kind  Kind
+	AtMs  int64 // Reschedule's time
+}
+
+// ErrUndefined is what Fire returns for a namespace not defined yet: the
+// entry waits until Defined.
+var ErrUndefined = errors.New("alarm: namespace not defined")
+
+// Config configures a Scheduler.
+type Config struct {
+	Index *store.Object // the node database (store.AcquireNode)
+	Clock clock.Clock
+	Log   *slog.Logger
+	// Fire starts the alarm turn of an entry; it must not block. The
+	// runtime reports the result with Done. ErrUndefined parks the entry.
+	Fire func(Entry) error
+	// PageSize is how many index entries one load reads (10,000).
+	PageSize int
+	// Lookahead: the scheduler keeps every entry due within it in memory
+	// (1 minute).
+	Lookahead time.Duration
+	// MaxInFlight bounds the alarm turns running at once (10,000).
+	MaxInFlight int
+	// RetryDelay is how soon an entry fires again after a Retry (1 s).
+	RetryDelay time.Duration
+}
+
+// Stats are the scheduler's counters.
+type Stats struct {
+	Fired, Stale, Cleared, Rescheduled, Retried int64
+	InMemory                                   int   // entries in the heap
+	Loads                                      int64 // index pages read
+}
+
+// Scheduler runs the alarm index. Its methods are safe for concurrent use.
+type Scheduler struct {
+	cfg Config
+
+	mu       sync.Mutex
+	inbox    []request // guarded by mu
+	closed   bool      // guarded by mu
+	nextSeq  uint64    // guarded by mu
+	stats    Stats     // guarded by mu
+	wake     chan struct{}
+	done     chan struct{}
+	stopping chan struct{}
+
+	// Loop-only state.
+	h         entryHeap
+	latest    map[objKey]uint64 // newest seq per object among entries in memory
+	cursor    key               // every index entry at or before it is in memory
+	exhausted bool              // the cursor passed the last entry
+	inflight  int
+	parked    map[string][]Entry // entries of undefined namespaces
+}
+
+type objKey struct{ ns, id string }
+
+type key struct {
+	at     int64
+	ns, id string
+}
+
+func (a key) less(b key) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.ns != b.ns {
+		return a.ns < b.ns
+	}
+	return a.id < b.id
+}
+
+type reqKind int
+
+const (
+	reqSet reqKind = iota
+	reqOutcome
+	reqDefined
+)
+
+type request struct {
+	kind    reqKind
+	entry   Entry
+	outcome Outcome
+	ns      string
+	p       *gate.Promise // reqSet: resolved when the entry is durable
+}
+
+const schemaSQL = `CREATE TABLE IF NOT EXISTS alarm_index (
+	ns TEXT NOT NULL, id TEXT NOT NULL, at_ms INTEGER NOT NULL, seq INTEGER NOT NULL,
+	PRIMARY KEY (ns, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alarm_index_at ON alarm_index (at_ms, ns, id)`
+
+// Open prepares the index and starts the scheduler.
+func Open(cfg Config) (*Scheduler, error) {
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 10000
+	}
+	if cfg.Lookahead <= 0 {
+		cfg.Lookahead = time.Minute
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 10000
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = time.Second
+	}
+	s := &Scheduler{
+		cfg:      cfg,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		stopping: make(chan struct{}),
+		latest:   make(map[objKey]uint64),
+		parked:   make(map[string][]Entry),
+		cursor:   key{at: math.MinInt64},
+	}
+	var maxSeq int64
+	err := s.indexTurn(func(o *store.Object) error {
+		if err := o.Exec(schemaSQL).Err(); err != nil {
+			return err
+		}
+		return o.Exec("SELECT coalesce(max(seq), 0) FROM alarm_index").Scan(&maxSeq)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alarm: open the index: %w", err)
+	}
+	s.nextSeq = uint64(maxSeq) + 1
+	go s.run()
+	return s, nil
+}
+
+// indexTurn runs fn as one turn of the index database and commits it; it
+// returns fn's error or the turn's, and the batch promise through p.
+func (s *Scheduler) indexTurn(fn func(o *store.Object) error) error {
+	p, err := s.indexTurnAsync(fn)
+	if err != nil {
+		return err
+	}
+	return p.Wait(context.Background())
+}
+
+func (s *Scheduler) indexTurnAsync(fn func(o *store.Object) error) (*gate.Promise, error) {
+	o := s.cfg.Index
+	if err := o.Begin(); err != nil {
+		return nil, err
+	}
+	err := fn(o)
+	p, err := o.End(err)
+	o.Commit()
+	return p, err
+}
+
+// Set records that object ns/id has an alarm at atMs. The returned promise
+// is ready when the index entry is durable: the turn that set the alarm
+// must not be acknowledged before.
+func (s *Scheduler) Set(ns, id string, atMs int64) *gate.Promise {
+	p := gate.New()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		p.Resolve(errors.New("alarm: the scheduler is closed"))
+		return p
+	}
+	e := Entry{NS: ns, ID: id, AtMs: atMs, Seq: s.nextSeq}
+	s.nextSeq++
+	s.inbox = append(s.inbox, request{kind: reqSet, entry: e, p: p})
+	s.mu.Unlock()
+	s.poke()
+	return p
+}
+
+// Done reports the outcome of a fired entry.
+func (s *Scheduler) Done(o Outcome) {
+	s.push(request{kind: reqOutcome, outcome: o})
+}
+
+// Defined releases the entries of a namespace that was not defined when
+// they came due.
+func (s *Scheduler) Defined(ns string) {
+	s.push(request{kind: reqDefined, ns: ns})
+}
+
+func (s *Scheduler) push(r request) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.inbox = append(s.inbox, r)
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the scheduler's counters.
+func (s *Scheduler) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Close stops the scheduler after applying what it was told; the index
+// stays on disk.
+func (s *Scheduler) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stopping)
+	<-s.done
+}
+
+func (s *Scheduler) run() {
+	defer close(s.done)
+	var timer clock.Timer
+	for {
+		s.mu.Lock()
+		reqs := s.inbox
+		s.inbox = nil
+		s.mu.Unlock()
+		s.handle(reqs)
+		now := s.cfg.Clock.Now().UnixMilli()
+		s.load(now)
+		s.fireDue(now)
+		select {
+		case <-s.stopping:
+			s.mu.Lock()
+			reqs := s.inbox
+			s.inbox = nil
+			s.mu.Unlock()
+			s.handle(reqs)
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		default:
+		}
+		wait := time.Duration(math.MaxInt64)
+		if s.h.Len() > 0 && s.inflight < s.cfg.MaxInFlight {
+			wait = time.Duration(s.h[0].AtMs-now) * time.Millisecond
+		}
+		if !s.exhausted {
+			// Load again before the cursor's time comes within lookahead.
+			next := time.Duration(s.cursor.at-now)*time.Millisecond - s.cfg.Lookahead
+			if next < wait {
+				wait = next
+			}
+		}
+		if wait < 0 {
+			wait = 0
+		}
+		var tc <-chan time.Time
+		if wait != time.Duration(math.MaxInt64) {
+			if timer == nil {
+				timer = s.cfg.Clock.NewTimer(wait)
+			} else {
+				timer.Stop()
+				select {
+				case <-timer.C():
+				default:
+				}
+				timer.Reset(wait)
+			}
+			tc = timer.C()
+		}
+		select {
+		case <-s.wake:
+		case <-tc:
+		case <-s.stopping:
+		}
+	}
+}
+
+// handle applies the requests: index writes in one index turn, heap
+// updates in memory.
+func (s *Scheduler) handle(reqs []request) {
+	if len(reqs) == 0 {
+		return
+	}
+	type write struct {
+		upsert bool
+		e      Entry
+		p      *gate.Promise
+	}
+	var writes []write
+	now := s.cfg.Clock.Now().UnixMilli()
+	var st Stats
+	for _, r := range reqs {
+		switch r.kind {
+		case reqSet:
+			writes = append(writes, write{upsert: true, e: r.entry, p: r.p})
+			s.remember(r.entry)
+		case reqOutcome:
+			o := r.outcome
+			s.inflight--
+			switch o.Kind {
+			case Stale, Cleared:
+				if o.Kind == Stale {
+					st.Stale++
+				} else {
+					st.Cleared++
+				}
+				writes = append(writes, write{e: o.Entry})
+			case Reschedule:
+				st.Rescheduled++
+				s.mu.Lock()
+				e := Entry{NS: o.Entry.NS, ID: o.Entry.ID, AtMs: o.AtMs, Seq: s.nextSeq}
+				s.nextSeq++
+				s.mu.Unlock()
+				writes = append(writes, write{upsert: true, e: e})
+				s.remember(e)
+			case Retry:
+				st.Retried++
+				e := o.Entry
+				e.AtMs = now + s.cfg.RetryDelay.Milliseconds()
+				s.pushHeap(e)
+			}
+		case reqDefined:
+			for _, e := range s.parked[r.ns] {
+				s.pushHeap(e)
+			}
+			delete(s.parked, r.ns)
+		}
+	}
+	s.mu.Lock()
+	s.stats.Stale += st.Stale
+	s.stats.Cleared += st.Cleared
+	s.stats.Rescheduled += st.Rescheduled
+	s.stats.Retried += st.Retried
+	s.mu.Unlock()
+	if len(writes) == 0 {
+		return
+	}
+	p, err := s.indexTurnAsync(func(o *store.Object) error {
+		for _, w := range writes {
+			var c *store.Cursor
+			if w.upsert {
+				c = o.Exec(`INSERT INTO alarm_index (ns, id, at_ms, seq) VALUES (?, ?, ?, ?)
+					ON CONFLICT (ns, id) DO UPDATE SET at_ms = excluded.at_ms, seq = excluded.seq`,
+					w.e.NS, w.e.ID, w.e.AtMs, int64(w.e.Seq))
+			} else {
+				c = o.Exec("DELETE FROM alarm_index WHERE ns = ? AND id = ? AND seq = ?", w.e.NS, w.e.ID, int64(w.e.Seq))
+			}
+			if err := c.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.cfg.Log.Error("alarm: write the index", "writes", len(writes), "err", err)
+		for _, w := range writes {
+			if w.p != nil {
+				w.p.Resolve(fmt.Errorf("alarm: record the alarm in the index: %w", err))
+			}
+		}
+		return
+	}
+	for _, w := range writes {
+		if w.p != nil {
+			w.p.Follow(p)
+		}
+	}
+}
+
+// remember puts a newly written entry in memory if the cursor covers it
+// (else a later load will read it: loads read past the cursor).
+func (s *Scheduler) remember(e Entry) {
+	if !s.exhausted && s.cursor.less(key{e.AtMs, e.NS, e.ID}) {
+		return
+	}
+	s.pushHeap(e)
+}
+
+func (s *Scheduler) pushHeap(e Entry) {
+	k := objKey{e.NS, e.ID}
+	if seq, ok := s.latest[k]; !ok || e.Seq >= seq {
+		s.latest[k] = e.Seq
+	}
+	heap.Push(&s.h, e)
+}
+
+// load reads index pages until everything due within the lookahead is in
+// memory (or the index is exhausted).
+func (s *Scheduler) load(now int64) {
+	horizon := now + s.cfg.Lookahead.Milliseconds()
+	for pages := 0; !s.exhausted && pages < 4 && (s.cursor.at <= horizon || s.h.Len() < s.cfg.PageSize/2); pages++ {
+		var page []Entry
+		_, err := s.indexTurnAsync(func(o *store.Object) error {
+			c := o.Exec(`SELECT ns, id, at_ms, seq FROM alarm_index
+				WHERE (at_ms, ns, id) > (?, ?, ?) ORDER BY at_ms, ns, id LIMIT ?`,
+				s.cursor.at, s.cursor.ns, s.cursor.id, s.cfg.PageSize)
+			for c.Next() {
+				var e Entry
+				var seq int64
+				if err := c.Scan(&e.NS, &e.ID, &e.AtMs, &seq); err != nil {
+					return err
+				}
+				e.Seq = uint64(seq)
+				page = append(page, e)
+			}
+			return c.Err()
+		})
+		if err != nil {
+			s.cfg.Log.Error("alarm: read the index", "err", err)
+			return
+		}
+		s.mu.Lock()
+		s.stats.Loads++
+		s.mu.Unlock()
+		for _, e := range page {
+			s.pushHeap(e)
+		}
+		if len(page) < s.cfg.PageSize {
+			s.exhausted = true
+		}
+		if len(page) > 0 {
+			last := page[len(page)-1]
+			s.cursor = key{last.AtMs, last.NS, last.ID}
+		}
+	}
+}
+
+// fireDue starts the turns of the entries that are due.
+func (s *Scheduler) fireDue(now int64) {
+	var fired int64
+	for s.h.Len() > 0 && s.inflight < s.cfg.MaxInFlight && s.h[0].AtMs <= now {
+		e := heap.Pop(&s.h).(Entry)
+		k := objKey{e.NS, e.ID}
+		if s.latest[k] != e.Seq {
+			continue // a newer entry for the object is in memory
+		}
+		delete(s.latest, k)
+		s.inflight++
+		if err := s.cfg.Fire(e); err != nil {
+			s.inflight--
+			if errors.Is(err, ErrUndefined) {
+				s.parked[e.NS] = append(s.parked[e.NS], e)
+				continue
+			}
+			s.cfg.Log.Warn("alarm: fire", "namespace", e.NS, "id", e.ID, "err", err)
+			e.AtMs = now + s.cfg.RetryDelay.Milliseconds()
+			s.pushHeap(e)
+			continue
+		}
+		fired++
+	}
+	s.mu.Lock()
+	s.stats.Fired += fired
+	s.stats.InMemory = s.h.Len()
+	s.mu.Unlock()
+}
+
+// entryHeap orders entries by time, then namespace and ID.
+type entryHeap []Entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	return key{h[i].AtMs, h[i].NS, h[i].ID}.less(key{h[j].AtMs, h[j].NS, h[j].ID})
+}
+func (h entryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)   { *h = append(*h, x.(Entry)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
