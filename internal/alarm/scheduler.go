@@ -97,8 +97,8 @@ type Config struct {
 // Stats are the scheduler's counters.
 type Stats struct {
 	Fired, Stale, Cleared, Rescheduled, Retried int64
-	InMemory                                   int   // entries in the heap
-	Loads                                      int64 // index pages read
+	InMemory                                    int   // entries in the heap
+	Loads                                       int64 // index pages read
 }
 
 // Scheduler runs the alarm index. Its methods are safe for concurrent use.

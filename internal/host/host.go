@@ -77,7 +77,7 @@ type Host struct {
 	closed   bool                             // guarded by mu
 
 	alarms  *alarm.Scheduler
-	index   *store.Object // the node database holding the alarm index
+	index   *store.Object  // the node database holding the alarm index
 	drivers sync.WaitGroup // one per activation goroutine
 	chains  atomic.Uint64  // call chain numbers
 	liveN   atomic.Int64   // live activations
