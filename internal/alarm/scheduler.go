@@ -159,7 +159,13 @@ type request struct {
 const schemaSQL = `CREATE TABLE IF NOT EXISTS alarm_index (
 	ns TEXT NOT NULL, id TEXT NOT NULL, at_ms INTEGER NOT NULL, seq INTEGER NOT NULL,
 	PRIMARY KEY (ns, id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alarm_index_at ON alarm_index (at_ms, ns, id)`
+CREATE INDEX IF NOT EXISTS alarm_index_at ON alarm_index (at_ms, ns, id);
+CREATE TABLE IF NOT EXISTS alarm_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID`
+
+// seqBlock is how many sequence numbers one scheduler life reserves: each
+// Open starts above every number an earlier life could have used, without
+// scanning the index.
+const seqBlock = 1 << 40
 
 // Open prepares the index and starts the scheduler.
 func Open(cfg Config) (*Scheduler, error) {
@@ -184,17 +190,27 @@ func Open(cfg Config) (*Scheduler, error) {
 		parked:   make(map[string][]Entry),
 		cursor:   key{at: math.MinInt64},
 	}
-	var maxSeq int64
+	var floor int64
 	err := s.indexTurn(func(o *store.Object) error {
 		if err := o.Exec(schemaSQL).Err(); err != nil {
 			return err
 		}
-		return o.Exec("SELECT coalesce(max(seq), 0) FROM alarm_index").Scan(&maxSeq)
+		c := o.Exec("SELECT v FROM alarm_meta WHERE k = 'seq_floor'")
+		if c.Next() {
+			if err := c.Scan(&floor); err != nil {
+				return err
+			}
+		} else if err := c.Err(); err != nil {
+			return err
+		} else if err := o.Exec("SELECT coalesce(max(seq), 0) FROM alarm_index").Scan(&floor); err != nil {
+			return err // an index written before alarm_meta existed: scan once
+		}
+		return o.Exec("INSERT OR REPLACE INTO alarm_meta VALUES ('seq_floor', ?)", floor+seqBlock).Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("alarm: open the index: %w", err)
 	}
-	s.nextSeq = uint64(maxSeq) + 1
+	s.nextSeq = uint64(floor) + 1
 	go s.run()
 	return s, nil
 }

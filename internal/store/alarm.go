@@ -11,7 +11,10 @@ func (o *Object) AlarmRecord() (atMs int64, retries int, ok bool, err error) {
 	if err := o.ensure(); err != nil {
 		return 0, 0, false, err
 	}
-	s := o.conn.alarmGet
+	s, err := o.conn.lazy(o, &o.conn.alarmGet, sqlAlarmGet)
+	if err != nil {
+		return 0, 0, false, err
+	}
 	o.trusted = true
 	defer func() { o.trusted = false }()
 	defer s.Reset()
@@ -30,7 +33,10 @@ func (o *Object) SetAlarmRecord(atMs int64, retries int) error {
 	if err := o.ensure(); err != nil {
 		return err
 	}
-	s := o.conn.alarmSet
+	s, err := o.conn.lazy(o, &o.conn.alarmSet, sqlAlarmSet)
+	if err != nil {
+		return err
+	}
 	o.userWrote = true
 	o.trusted = true
 	defer func() { o.trusted = false }()
@@ -51,7 +57,7 @@ func (o *Object) DeleteAlarmRecord() error {
 		return err
 	}
 	o.userWrote = true
-	if err := o.conn.run(o, o.conn.alarmDel); err != nil {
+	if err := o.conn.runLazy(o, &o.conn.alarmDel, sqlAlarmDel); err != nil {
 		return fmt.Errorf("store: delete alarm: %w", o.sqlError(err))
 	}
 	return nil
@@ -65,7 +71,10 @@ func (o *Object) Meta(key string) ([]byte, bool, error) {
 	if err := o.ensure(); err != nil {
 		return nil, false, err
 	}
-	s := o.conn.metaGet
+	s, err := o.conn.lazy(o, &o.conn.metaGet, sqlMetaGet)
+	if err != nil {
+		return nil, false, err
+	}
 	o.trusted = true
 	defer func() { o.trusted = false }()
 	defer s.Reset()
@@ -84,7 +93,10 @@ func (o *Object) SetMeta(key string, value []byte) error {
 	if err := o.ensure(); err != nil {
 		return err
 	}
-	s := o.conn.metaSet
+	s, err := o.conn.lazy(o, &o.conn.metaSet, sqlMetaSet)
+	if err != nil {
+		return err
+	}
 	o.userWrote = true
 	o.trusted = true
 	defer func() { o.trusted = false }()

@@ -215,7 +215,51 @@ func pragmaInt(c *sqlite3.Conn, q string) (int64, error) {
 	return s.ColumnInt64(0), nil
 }
 
-// prepare compiles the runtime's statements once per connection.
+// The runtime's statements that are prepared on first use (an object that
+// never uses KV or alarms never compiles them: opening stays cheap).
+const (
+	sqlOpSavepoint  = "SAVEPOINT _durable_op"
+	sqlOpRelease    = "RELEASE _durable_op"
+	sqlOpRollbackTo = "ROLLBACK TO _durable_op"
+	sqlKVGet        = "SELECT value FROM _durable_kv WHERE key = ?"
+	sqlKVPut        = "INSERT OR REPLACE INTO _durable_kv (key, value) VALUES (?, ?)"
+	sqlKVDel        = "DELETE FROM _durable_kv WHERE key = ?"
+	sqlAlarmGet     = "SELECT at_ms, retries FROM _durable_alarm WHERE id = 1"
+	sqlAlarmSet     = "INSERT OR REPLACE INTO _durable_alarm (id, at_ms, retries) VALUES (1, ?, ?)"
+	sqlAlarmDel     = "DELETE FROM _durable_alarm"
+	sqlMetaGet      = "SELECT value FROM _durable_meta WHERE key = ?"
+	sqlMetaSet      = "INSERT OR REPLACE INTO _durable_meta (key, value) VALUES (?, ?)"
+	sqlPageCount    = "PRAGMA page_count"
+	sqlTxSavepoint  = "SAVEPOINT _durable_tx"
+	sqlTxRelease    = "RELEASE _durable_tx"
+	sqlTxRollbackTo = "ROLLBACK TO _durable_tx"
+)
+
+// lazy returns the statement in slot, preparing sql into it on first use.
+func (dc *dbConn) lazy(o *Object, slot **sqlite3.Stmt, sql string) (*sqlite3.Stmt, error) {
+	if *slot != nil {
+		return *slot, nil
+	}
+	o.trusted = true
+	s, _, err := dc.c.PrepareFlags(sql, sqlite3.PREPARE_PERSISTENT)
+	o.trusted = false
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", sql, err)
+	}
+	*slot = s
+	return s, nil
+}
+
+// runLazy runs a lazily prepared statement to completion.
+func (dc *dbConn) runLazy(o *Object, slot **sqlite3.Stmt, sql string) error {
+	s, err := dc.lazy(o, slot, sql)
+	if err != nil {
+		return err
+	}
+	return dc.run(o, s)
+}
+
+// prepare compiles the statements every turn uses, once per connection.
 func (dc *dbConn) prepare(o *Object) error {
 	for _, p := range []struct {
 		dst **sqlite3.Stmt
@@ -227,21 +271,6 @@ func (dc *dbConn) prepare(o *Object) error {
 		{&dc.savepoint, "SAVEPOINT _durable_turn"},
 		{&dc.release, "RELEASE _durable_turn"},
 		{&dc.rollbackTo, "ROLLBACK TO _durable_turn"},
-		{&dc.opSavepoint, "SAVEPOINT _durable_op"},
-		{&dc.opRelease, "RELEASE _durable_op"},
-		{&dc.opRollbackTo, "ROLLBACK TO _durable_op"},
-		{&dc.kvGet, "SELECT value FROM _durable_kv WHERE key = ?"},
-		{&dc.kvPut, "INSERT OR REPLACE INTO _durable_kv (key, value) VALUES (?, ?)"},
-		{&dc.kvDel, "DELETE FROM _durable_kv WHERE key = ?"},
-		{&dc.alarmGet, "SELECT at_ms, retries FROM _durable_alarm WHERE id = 1"},
-		{&dc.alarmSet, "INSERT OR REPLACE INTO _durable_alarm (id, at_ms, retries) VALUES (1, ?, ?)"},
-		{&dc.alarmDel, "DELETE FROM _durable_alarm"},
-		{&dc.metaGet, "SELECT value FROM _durable_meta WHERE key = ?"},
-		{&dc.metaSet, "INSERT OR REPLACE INTO _durable_meta (key, value) VALUES (?, ?)"},
-		{&dc.pageCount, "PRAGMA page_count"},
-		{&dc.txSavepoint, "SAVEPOINT _durable_tx"},
-		{&dc.txRelease, "RELEASE _durable_tx"},
-		{&dc.txRollbackTo, "ROLLBACK TO _durable_tx"},
 	} {
 		s, _, err := dc.c.PrepareFlags(p.sql, sqlite3.PREPARE_PERSISTENT)
 		if err != nil {

@@ -91,7 +91,10 @@ func (o *Object) GetRaw(key string) ([]byte, bool, error) {
 }
 
 func (o *Object) getLocked(key string) ([]byte, bool, error) {
-	s := o.conn.kvGet
+	s, err := o.conn.lazy(o, &o.conn.kvGet, sqlKVGet)
+	if err != nil {
+		return nil, false, err
+	}
 	o.trusted = true
 	defer func() { o.trusted = false }()
 	s.BindText(1, key)
@@ -162,7 +165,10 @@ func (o *Object) Put(key string, v any) error {
 }
 
 func (o *Object) putLocked(key string, enc []byte) error {
-	s := o.conn.kvPut
+	s, err := o.conn.lazy(o, &o.conn.kvPut, sqlKVPut)
+	if err != nil {
+		return err
+	}
 	o.userWrote = true
 	o.trusted = true
 	defer func() { o.trusted = false }()
@@ -204,19 +210,19 @@ func (o *Object) PutMany(entries map[string]any) error {
 // nothing it wrote remains.
 func (o *Object) atomically(fn func() error) error {
 	dc := o.conn
-	if err := dc.run(o, dc.opSavepoint); err != nil {
+	if err := dc.runLazy(o, &dc.opSavepoint, sqlOpSavepoint); err != nil {
 		return o.sqlError(err)
 	}
 	if err := fn(); err != nil {
 		if o.conn != dc {
 			return err // the storage failed and was reset under fn
 		}
-		if rerr := dc.run(o, dc.opRollbackTo); rerr == nil {
-			dc.run(o, dc.opRelease)
+		if rerr := dc.runLazy(o, &dc.opRollbackTo, sqlOpRollbackTo); rerr == nil {
+			dc.runLazy(o, &dc.opRelease, sqlOpRelease)
 		}
 		return err
 	}
-	if err := dc.run(o, dc.opRelease); err != nil {
+	if err := dc.runLazy(o, &dc.opRelease, sqlOpRelease); err != nil {
 		return o.sqlError(err)
 	}
 	return nil
@@ -240,7 +246,10 @@ func (o *Object) Delete(keys ...string) (int, error) {
 	}
 	n := 0
 	err := o.atomically(func() error {
-		s := o.conn.kvDel
+		s, err := o.conn.lazy(o, &o.conn.kvDel, sqlKVDel)
+		if err != nil {
+			return err
+		}
 		o.userWrote = true
 		o.trusted = true
 		defer func() { o.trusted = false }()
@@ -455,7 +464,11 @@ func (o *Object) DatabaseSize() (int64, error) {
 	if err := o.ensure(); err != nil {
 		return 0, err
 	}
-	pages, err := o.readInt(o.conn.pageCount)
+	s, err := o.conn.lazy(o, &o.conn.pageCount, sqlPageCount)
+	if err != nil {
+		return 0, err
+	}
+	pages, err := o.readInt(s)
 	if err != nil {
 		return 0, err
 	}
@@ -504,7 +517,7 @@ func (o *Object) TxBegin() error {
 	if err := o.ensure(); err != nil {
 		return err
 	}
-	if err := o.conn.run(o, o.conn.txSavepoint); err != nil {
+	if err := o.conn.runLazy(o, &o.conn.txSavepoint, sqlTxSavepoint); err != nil {
 		return o.sqlError(err)
 	}
 	o.txDepth++
@@ -529,12 +542,12 @@ func (o *Object) TxEnd(commit bool) error {
 		return o.turnFailedOr(errors.New("store: the storage was reset during the transaction"))
 	}
 	if !commit {
-		if rerr := dc.run(o, dc.txRollbackTo); rerr == nil {
-			dc.run(o, dc.txRelease)
+		if rerr := dc.runLazy(o, &dc.txRollbackTo, sqlTxRollbackTo); rerr == nil {
+			dc.runLazy(o, &dc.txRelease, sqlTxRelease)
 		}
 		return nil
 	}
-	if err := dc.run(o, dc.txRelease); err != nil {
+	if err := dc.runLazy(o, &dc.txRelease, sqlTxRelease); err != nil {
 		return o.sqlError(err)
 	}
 	return nil

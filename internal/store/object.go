@@ -224,7 +224,7 @@ func (o *Object) Commit() {
 	o.mu.Lock()
 	o.busy = false
 	o.mu.Unlock()
-	o.st.trim(nil) // an over-full store may close idle connections now
+	o.st.trim() // an over-full store may close idle connections now
 }
 
 // commitTxn commits the batch transaction (if one is open) and settles p.

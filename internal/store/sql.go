@@ -62,7 +62,7 @@ func (o *Object) Exec(query string, args ...any) *Cursor {
 // one's rows; a failure rolls back all of them.
 func (o *Object) execMany(c *Cursor, query string) *Cursor {
 	dc := o.conn
-	if err := dc.run(o, dc.opSavepoint); err != nil {
+	if err := dc.runLazy(o, &dc.opSavepoint, sqlOpSavepoint); err != nil {
 		return o.failed(c, o.sqlError(err))
 	}
 	var total Cursor
@@ -97,7 +97,7 @@ func (o *Object) execMany(c *Cursor, query string) *Cursor {
 		}
 		rest = tail
 	}
-	if err := dc.run(o, dc.opRelease); err != nil {
+	if err := dc.runLazy(o, &dc.opRelease, sqlOpRelease); err != nil {
 		return o.failed(c, o.sqlError(err))
 	}
 	c.rowsRead, c.rowsWritten = total.rowsRead, total.rowsWritten
@@ -106,8 +106,8 @@ func (o *Object) execMany(c *Cursor, query string) *Cursor {
 
 func (o *Object) abortMany(c *Cursor, err error) *Cursor {
 	if dc := o.conn; dc != nil && o.txnOpen {
-		if rerr := dc.run(o, dc.opRollbackTo); rerr == nil {
-			dc.run(o, dc.opRelease)
+		if rerr := dc.runLazy(o, &dc.opRollbackTo, sqlOpRollbackTo); rerr == nil {
+			dc.runLazy(o, &dc.opRelease, sqlOpRelease)
 		}
 	}
 	c.rows = nil

@@ -112,6 +112,10 @@ type Store struct {
 	closed  bool                  // guarded by mu
 
 	openConns atomic.Int64 // open SQLite connections
+
+	closerWake chan struct{} // pokes the closer goroutine
+	closerStop chan struct{}
+	closerDone chan struct{}
 }
 
 type objectKey struct{ ns, id string }
@@ -153,6 +157,10 @@ func Open(cfg Config) (*Store, error) {
 	}
 	vfs.Register(st.vfsName, st.fs)
 	st.coord = newCoordinator(syncer, cfg.SyncfsThreshold, cfg.Logger)
+	st.closerWake = make(chan struct{}, 1)
+	st.closerStop = make(chan struct{})
+	st.closerDone = make(chan struct{})
+	go st.closeLoop()
 	return st, nil
 }
 
@@ -256,38 +264,57 @@ func (st *Store) touchLocked(o *Object) {
 	}
 }
 
-// opened records o's new connection and closes least recently used idle
-// connections beyond MaxOpenDatabases. Called without o.mu held.
+// opened records o's new connection; the closer trims the LRU list if
+// the store is over MaxOpenDatabases.
 func (st *Store) opened(o *Object) {
 	st.mu.Lock()
 	o.lruElem = st.lru.PushFront(o)
 	st.openConns.Add(1)
 	st.mu.Unlock()
-	st.trim(o)
+	st.trim()
 }
 
-// trim closes least recently used idle connections while more than
-// MaxOpenDatabases are open. An object in use, in a batch or waiting for a
-// sync is skipped: the limit is soft while every connection is busy, and
-// trim runs again when an object goes idle (Commit). keep is never closed.
-func (st *Store) trim(keep *Object) {
-	excess := st.openConns.Load() - int64(st.cfg.MaxOpenDatabases)
-	if excess <= 0 {
+// trim asks the closer goroutine to close least recently used idle
+// connections while more than MaxOpenDatabases are open. Closing (a
+// checkpoint and two syncs) happens off the path of the turn that opened a
+// database.
+func (st *Store) trim() {
+	if st.openConns.Load() <= int64(st.cfg.MaxOpenDatabases) {
 		return
 	}
-	st.mu.Lock()
-	var victims []*Object
-	for e := st.lru.Back(); e != nil && len(victims) < int(excess)+8; e = e.Prev() {
-		if v := e.Value.(*Object); v != keep {
-			victims = append(victims, v)
-		}
+	select {
+	case st.closerWake <- struct{}{}:
+	default:
 	}
-	st.mu.Unlock()
-	for _, v := range victims {
-		if st.openConns.Load() <= int64(st.cfg.MaxOpenDatabases) {
+}
+
+// closeLoop is the closer goroutine. An object in use, in a batch or
+// waiting for a sync is skipped: the limit is soft while every connection
+// is busy, and the closer runs again when an object goes idle (Commit).
+func (st *Store) closeLoop() {
+	defer close(st.closerDone)
+	for {
+		select {
+		case <-st.closerWake:
+		case <-st.closerStop:
 			return
 		}
-		v.closeIfIdle()
+		excess := st.openConns.Load() - int64(st.cfg.MaxOpenDatabases)
+		if excess <= 0 {
+			continue
+		}
+		st.mu.Lock()
+		var victims []*Object
+		for e := st.lru.Back(); e != nil && len(victims) < int(excess)+8; e = e.Prev() {
+			victims = append(victims, e.Value.(*Object))
+		}
+		st.mu.Unlock()
+		for _, v := range victims {
+			if st.openConns.Load() <= int64(st.cfg.MaxOpenDatabases) {
+				break
+			}
+			v.closeIfIdle()
+		}
 	}
 }
 
@@ -334,11 +361,13 @@ func (st *Store) Close() error {
 		return nil
 	}
 	st.closed = true
+	close(st.closerStop)
 	var open []*Object
 	for _, o := range st.objects {
 		open = append(open, o)
 	}
 	st.mu.Unlock()
+	<-st.closerDone
 	var errsOut []error
 	for _, o := range open {
 		if err := o.shutdown(); err != nil {
