@@ -311,3 +311,40 @@ func TestAlarm_DueBeforeDefineFiresAfterDefine(t *testing.T) {
 		return !ok
 	})
 }
+
+func TestAlarm_SetReplacesAndFailedHandlerKeepsRetrySchedule(t *testing.T) {
+	clk := durabletest.NewClock()
+	rt := durabletest.New(t, durable.Config{Clock: clk})
+	fails := &atomic.Int64{}
+	reset := &atomic.Bool{}
+	fired := make(chan durable.AlarmInfo, 10)
+	ns := durable.Define(rt, "REM", func(st *durable.State) (*Reminder, error) {
+		return &Reminder{st: st, fails: fails, reset: reset, fired: fired}, nil
+	})
+	stub := ns.GetByName("x")
+	ctx := context.Background()
+	// One alarm per object: a second SetAlarm replaces the first.
+	durable.Call(ctx, stub, (*Reminder).Set, clk.Now().Add(time.Hour))
+	durable.Call(ctx, stub, (*Reminder).Set, clk.Now().Add(time.Minute))
+	if at, _ := durable.Call0(ctx, stub, (*Reminder).Get); at.Sub(clk.Now()) > time.Minute+time.Second {
+		t.Fatalf("the second SetAlarm did not replace the first: %v", at)
+	}
+	// The handler sets a new alarm an hour ahead, then fails: that alarm
+	// rolls back with it and the retry (2 s) stands.
+	fails.Store(1)
+	reset.Store(true)
+	clk.Advance(time.Minute + time.Second)
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the alarm did not fire")
+	}
+	waitFor(t, "the retry to be recorded", func() bool {
+		at, _ := durable.Call0(ctx, stub, (*Reminder).Get)
+		return !at.IsZero() && at.Sub(clk.Now()) < 3*time.Second
+	})
+	at, _ := durable.Call0(ctx, stub, (*Reminder).Get)
+	if d := at.Sub(clk.Now()); d < time.Second || d > 3*time.Second {
+		t.Fatalf("after a failed handler that set an alarm an hour ahead, the alarm is in %v; want the 2 s retry", d)
+	}
+}
