@@ -14,6 +14,14 @@ import (
 // panic, an unread Exec error, Abort) rolls back its writes since the last
 // durability point.
 //
+// Use Storage from the object's turns only. While the turn waits on an
+// outgoing call (or several, made in parallel), its storage is not
+// available: the calls are a durability point, and the turn's next writes
+// start when the last call returns. A goroutine the turn started must not
+// use Storage after the turn ended: its calls would join whichever turn of
+// the object runs at that moment (Storage is fenced per instance, not per
+// turn).
+//
 // Limits (each an error wrapping ErrLimit that names it): a KV key ≤ 2,048
 // bytes; key + encoded value ≤ 2 MiB; ≤ 128 keys per multi-key call; an SQL
 // statement ≤ 100,000 bytes; ≤ 100 bound parameters per statement; ≤ 100

@@ -231,7 +231,6 @@ func TestStress_EvictionRacesCalls(t *testing.T) {
 // Object.mu is allowed), or only records the ctx and applies it in
 // ensure/open while the object is busy.
 func TestStress_EvictionWithFewOpenDatabases(t *testing.T) {
-	stressBug(t, "BUG: store.Object.SetInterrupt (called by Activation.activate on an idle object) races with the LRU closer on o.conn (-race reports it)")
 	stressEviction(t, durable.Config{MaxOpenDatabases: 2})
 }
 
@@ -850,7 +849,6 @@ func TestStress_StreamClientDisconnects(t *testing.T) {
 // process restarts (eviction does not help: the Object stays in the store's
 // map while its connection is open).
 func TestStress_ParallelOutgoingCalls(t *testing.T) {
-	stressBug(t, "BUG: concurrent outgoing calls from one turn fail and leave the object failing every call (point's error path calls Object.Begin)")
 	clk := durabletest.NewClock()
 	rt, env := stressSetup(t, durable.Config{Clock: clk, IdleTimeout: time.Minute})
 	bEntered := make(chan struct{})
@@ -924,7 +922,6 @@ func TestStress_ParallelOutgoingCalls(t *testing.T) {
 // wait for zero; or make a cancelled outgoing Call still wait for nested
 // turns of its chain to end before resuming.
 func TestStress_NestedTurnOutlivesResumedOuterTurn(t *testing.T) {
-	stressBug(t, "BUG: an outer turn resumes (cancelled outgoing call) while a nested turn of its chain is suspended; the nested turn then interleaves or hangs (actor.Token.Resume)")
 	_, env := stressSetupLoose(t, durable.Config{})
 	cEntered := make(chan struct{})
 	releaseC := make(chan struct{})
@@ -1003,7 +1000,6 @@ func TestStress_NestedTurnOutlivesResumedOuterTurn(t *testing.T) {
 // branch is taken after resume/DurabilityPoint find a failed sync (gen++).
 // Fix: clear a.inst, a.state (and resetReason) in that branch too.
 func TestStress_BlockConcurrencyWhileOverrunInMethod(t *testing.T) {
-	stressBug(t, "BUG: after a BlockConcurrencyWhile overrun in a method the stale instance is kept; every later storage call fails (turn's gen-mismatch branch keeps a.inst)")
 	clk := durabletest.NewClock()
 	_, env := stressSetup(t, durable.Config{Clock: clk, IdleTimeout: time.Hour})
 	entered := make(chan struct{})
@@ -1052,7 +1048,6 @@ func TestStress_BlockConcurrencyWhileOverrunInMethod(t *testing.T) {
 // which turns the abort panic into an error. Fix: send the recovered
 // abortSignal (and any panic) back and re-panic it on the turn's goroutine.
 func TestStress_AbortInsideBlockConcurrencyWhile(t *testing.T) {
-	stressBug(t, "BUG: Abort inside BlockConcurrencyWhile's function does not end the turn; its writes commit and the caller gets success")
 	_, env := stressSetup(t)
 	env.hooks["abort"] = func(ctx context.Context, o *StressObj) (string, error) {
 		o.st.BlockConcurrencyWhile(func(ctx context.Context) error {
@@ -1087,7 +1082,6 @@ func TestStress_AbortInsideBlockConcurrencyWhile(t *testing.T) {
 // then fails with "TxEnd without TxBegin", which Transaction drops when fn
 // failed, and returns in place of success when fn succeeded.
 func TestStress_OutgoingCallInsideTransaction(t *testing.T) {
-	stressBug(t, "BUG: an outgoing call inside Storage.Transaction commits the transaction's partial writes (Activation.point ignores txDepth)")
 	_, env := stressSetup(t)
 	var callErr error
 	env.hooks["tx"] = func(ctx context.Context, o *StressObj) (string, error) {
@@ -1133,7 +1127,7 @@ func TestStress_OutgoingCallInsideTransaction(t *testing.T) {
 // a turn a turn identity (e.g. check a turn sequence number in Do, from
 // the ctx or the goroutine that Begin'd), or document the hazard.
 func TestStress_StorageFromGoroutineAfterTurn(t *testing.T) {
-	stressBug(t, "BUG: a goroutine left over from an earlier turn writes into another caller's turn (Storage is fenced per instance, not per turn)")
+	stressBug(t, "LIMITATION (documented on Storage): a goroutine left over from an earlier turn writes into whatever turn runs when it calls; Storage is fenced per instance, not per turn")
 	_, env := stressSetup(t)
 	goWrite := make(chan struct{})
 	wrote := make(chan error, 1)
@@ -1190,7 +1184,6 @@ func TestStress_StorageFromGoroutineAfterTurn(t *testing.T) {
 // Resume must present, and ignore Resume for a turn that ended (ts.active
 // false / gen changed); make Finish Broadcast.
 func TestStress_StaleBlockConcurrencyWhileStealsToken(t *testing.T) {
-	stressBug(t, "BUG: a fenced BlockConcurrencyWhile function returning from an outgoing call resumes the token of a later suspended turn, which then hangs forever (Activation.resume)")
 	clk := durabletest.NewClock()
 	_, env := stressSetupLoose(t, durable.Config{Clock: clk, IdleTimeout: time.Hour})
 	bEntered, releaseB := make(chan struct{}), make(chan struct{})
@@ -1256,7 +1249,6 @@ func TestStress_StaleBlockConcurrencyWhileStealsToken(t *testing.T) {
 // with the turn), Activation.resume calls Object.Begin outside any turn:
 // the store object stays "in a turn" and every later call fails.
 func TestStress_FireAndForgetCall(t *testing.T) {
-	stressBug(t, "BUG: an outgoing call left running on a goroutine after its method returned fails the method and leaves the object failing every call (suspend/resume not tied to the turn)")
 	_, env := stressSetupLoose(t, durable.Config{})
 	bEntered := make(chan struct{})
 	release := make(chan struct{})
@@ -1303,7 +1295,6 @@ func TestStress_FireAndForgetCall(t *testing.T) {
 // ErrOverloaded. Fix: on ctx.Done, Host.Call removes its Msg from the
 // mailbox (e.g. a Remove(m) or a tombstone that decrements calls).
 func TestStress_AbandonedCallsLeaveTheMailbox(t *testing.T) {
-	stressBug(t, "BUG: calls whose caller gave up still count against MailboxSize until the driver reaches them (live callers get ErrOverloaded)")
 	_, env := stressSetupLoose(t, durable.Config{MailboxSize: 2})
 	entered := make(chan struct{})
 	release := make(chan struct{})
@@ -1350,7 +1341,6 @@ func TestStress_AbandonedCallsLeaveTheMailbox(t *testing.T) {
 // runs, so a call back on the chain enters in the middle of it. Fix: count
 // Block depth (Block(true) increments, Block(false) decrements).
 func TestStress_NestedBlockConcurrencyWhile(t *testing.T) {
-	stressBug(t, "BUG: an inner BlockConcurrencyWhile re-enables re-entry while the outer one still runs (actor.Token.Block is a bool)")
 	_, env := stressSetupLoose(t, durable.Config{})
 	var entered atomic.Bool
 	env.hooks["outer"] = func(ctx context.Context, o *StressObj) (string, error) {

@@ -30,6 +30,12 @@ func (s *Stub[T]) ID() ID { return s.id }
 // call chain (a call back into a waiting caller on the same chain re-enters
 // it) and is cancelled with ctx; a call whose ctx ends while it is still
 // queued never runs. A method's error arrives as a *Error with Remote set.
+//
+// Called from inside a turn (with the turn's ctx), Call is an outgoing call:
+// the turn's writes so far commit and become durable before it leaves, and
+// a later failure of the turn rolls back only what follows. A turn may make
+// several calls in parallel; calls it leaves running when it returns are
+// cancelled with its ctx. Calls inside Storage.Transaction are refused.
 func Call[T, A, R any](ctx context.Context, s *Stub[T], method func(T, context.Context, A) (R, error), arg A) (R, error) {
 	var zero R
 	name, err := s.check(method)

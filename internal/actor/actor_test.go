@@ -67,6 +67,36 @@ func TestMailbox_Close(t *testing.T) {
 	}
 }
 
+func TestMailbox_Remove(t *testing.T) {
+	b := NewMailbox[int](2)
+	b.Push(1, false)
+	b.Push(2, false)
+	if err := b.Push(3, false); !errors.Is(err, ErrFull) {
+		t.Fatal("not full")
+	}
+	if !b.Remove(func(m int) bool { return m == 1 }) {
+		t.Fatal("Remove found nothing")
+	}
+	if b.Remove(func(m int) bool { return m == 1 }) {
+		t.Fatal("removed twice")
+	}
+	if b.Len() != 1 {
+		t.Fatalf("Len = %d", b.Len())
+	}
+	if err := b.Push(3, false); err != nil {
+		t.Fatalf("a removed call still counts against the limit: %v", err)
+	}
+	if m, _ := b.Pop(); m != 2 {
+		t.Fatalf("Pop = %d, want 2 (1 was removed)", m)
+	}
+	if m, _ := b.Pop(); m != 3 {
+		t.Fatalf("Pop = %d", m)
+	}
+	if _, ok := b.Pop(); ok || !b.CloseIfEmpty() {
+		t.Fatal("not empty")
+	}
+}
+
 func TestMailbox_ManyPushPop(t *testing.T) {
 	b := NewMailbox[int](1 << 20)
 	var wg sync.WaitGroup
@@ -107,42 +137,54 @@ func TestMailbox_ManyPushPop(t *testing.T) {
 func TestToken_ReentryOnlyOnTheSuspendedChain(t *testing.T) {
 	var tk Token
 	tk.Begin(7)
-	if tk.Enter(7) {
+	if _, ok := tk.Enter(7); ok {
 		t.Fatal("entered while the turn runs")
 	}
 	tk.Suspend()
-	if tk.Enter(8) {
+	if _, ok := tk.Enter(8); ok {
 		t.Fatal("a call on another chain entered")
 	}
 	tk.Block(true)
-	if tk.Enter(7) {
+	tk.Block(true)
+	tk.Block(false) // nested BlockConcurrencyWhile: still blocked
+	if _, ok := tk.Enter(7); ok {
 		t.Fatal("entered while blocking concurrency")
 	}
 	tk.Block(false)
-	if !tk.Enter(7) {
-		t.Fatal("the chain's call could not enter the suspended turn")
+	level, ok := tk.Enter(7)
+	if !ok || level != 1 {
+		t.Fatalf("the chain's call could not enter the suspended turn: %d %v", level, ok)
 	}
-	if tk.Enter(7) {
+	if _, ok := tk.Enter(7); ok {
 		t.Fatal("two nested turns at once")
 	}
 	resumed := make(chan struct{})
-	go func() { tk.Resume(); close(resumed) }()
+	go func() { tk.Resume(0); close(resumed) }()
+	// The nested turn suspends too: the outer one must still wait, since a
+	// turn above it is in progress.
+	tk.Suspend()
 	select {
 	case <-resumed:
-		t.Fatal("resumed while a nested turn runs")
+		t.Fatal("resumed while a nested turn is in progress")
 	case <-time.After(20 * time.Millisecond):
 	}
+	// A deeper call on the chain may enter the suspended nested turn.
+	if l2, ok := tk.Enter(7); !ok || l2 != 2 {
+		t.Fatalf("a deeper re-entry: %d %v", l2, ok)
+	}
 	tk.Exit()
+	tk.Resume(1) // the nested turn resumes...
+	tk.Exit()    // ...and ends
 	select {
 	case <-resumed:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Resume did not return after Exit")
+		t.Fatal("Resume did not return after the nested turns ended")
 	}
 	if !tk.Busy() {
 		t.Fatal("not busy during the turn")
 	}
 	tk.Finish()
-	if tk.Busy() || tk.Enter(7) {
+	if _, ok := tk.Enter(7); tk.Busy() || ok {
 		t.Fatal("the finished turn's chain can still enter")
 	}
 }

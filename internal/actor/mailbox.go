@@ -24,6 +24,7 @@ type Mailbox[M any] struct {
 	q      []entry[M] // guarded by mu; q[head:] are queued
 	head   int        // guarded by mu
 	calls  int        // guarded by mu; queued calls
+	dead   int        // guarded by mu; removed entries still in q
 	limit  int
 	closed bool // guarded by mu
 
@@ -33,6 +34,7 @@ type Mailbox[M any] struct {
 type entry[M any] struct {
 	m      M
 	system bool
+	dead   bool // removed before it was popped
 }
 
 // NewMailbox returns an open mailbox holding at most limit calls.
@@ -55,7 +57,7 @@ func (b *Mailbox[M]) Push(m M, system bool) error {
 		}
 		b.calls++
 	}
-	b.q = append(b.q, entry[M]{m, system})
+	b.q = append(b.q, entry[M]{m: m, system: system})
 	b.mu.Unlock()
 	select {
 	case b.signal <- struct{}{}:
@@ -69,15 +71,25 @@ func (b *Mailbox[M]) Pop() (M, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var zero M
-	if b.head == len(b.q) {
-		return zero, false
+	for b.head < len(b.q) {
+		e := b.q[b.head]
+		b.q[b.head] = entry[M]{}
+		b.head++
+		if e.dead {
+			b.dead--
+			continue
+		}
+		if !e.system {
+			b.calls--
+		}
+		b.compactLocked()
+		return e.m, true
 	}
-	e := b.q[b.head]
-	b.q[b.head] = entry[M]{}
-	b.head++
-	if !e.system {
-		b.calls--
-	}
+	b.compactLocked()
+	return zero, false
+}
+
+func (b *Mailbox[M]) compactLocked() {
 	if b.head == len(b.q) {
 		b.q, b.head = b.q[:0], 0
 	} else if b.head > 64 && b.head*2 > len(b.q) {
@@ -85,14 +97,34 @@ func (b *Mailbox[M]) Pop() (M, bool) {
 		clear(b.q[n:])
 		b.q, b.head = b.q[:n], 0
 	}
-	return e.m, true
+}
+
+// Remove takes a queued event out (a call whose caller gave up), freeing
+// its place; it reports whether it found one. match identifies it.
+func (b *Mailbox[M]) Remove(match func(M) bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := b.head; i < len(b.q); i++ {
+		e := &b.q[i]
+		if !e.dead && match(e.m) {
+			e.dead = true
+			b.dead++
+			if !e.system {
+				b.calls--
+			}
+			var zero M
+			e.m = zero
+			return true
+		}
+	}
+	return false
 }
 
 // Len reports the queued events.
 func (b *Mailbox[M]) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.q) - b.head
+	return len(b.q) - b.head - b.dead
 }
 
 // Signal is readable when something was pushed since the last read: the
@@ -104,7 +136,7 @@ func (b *Mailbox[M]) Signal() <-chan struct{} { return b.signal }
 func (b *Mailbox[M]) CloseIfEmpty() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.head != len(b.q) {
+	if len(b.q)-b.head-b.dead != 0 {
 		return false
 	}
 	b.closed = true
@@ -119,8 +151,10 @@ func (b *Mailbox[M]) Close() []M {
 	b.closed = true
 	out := make([]M, 0, len(b.q)-b.head)
 	for _, e := range b.q[b.head:] {
-		out = append(out, e.m)
+		if !e.dead {
+			out = append(out, e.m)
+		}
 	}
-	b.q, b.head, b.calls = nil, 0, 0
+	b.q, b.head, b.calls, b.dead = nil, 0, 0, 0
 	return out
 }

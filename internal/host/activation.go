@@ -31,6 +31,9 @@ type Msg struct {
 	chain   uint64
 	done    chan Reply  // nil when nobody waits
 	onReply func(Reply) // called with the reply instead (must not block)
+	// unqueue removes the call from the mailbox it waits in (its caller
+	// gave up); set once it is queued, by the caller's goroutine.
+	unqueue func()
 }
 
 // Reply is a turn's outcome. P is ready when the writes the turn could
@@ -69,17 +72,17 @@ type Activation struct {
 	gen       uint64                             // guarded by smu; the instance generation; a reset increments it
 	dead      bool                               // guarded by smu; no more storage (retired or killed)
 	interrupt atomic.Pointer[context.CancelFunc] // cancels the current generation's SQLite calls
+	fencedP   *gate.Promise                      // guarded by smu; the promise of the turn fence rolled back
 
 	grant route.Grant
 	log   store.ObjectLog
 
 	// Turn-holder state (the driver, or a nested turn holding the token).
-	inst        any
-	state       any        // what the root package keeps for the instance (its *durable.State)
-	current     *turnState // the turn in progress (nested turns stack on it)
-	name        string     // the object's name, if known
-	nameStored  bool       // the name is in the object's storage
-	resetReason error      // set during a turn: reset the instance after it
+	inst       any
+	state      any        // what the root package keeps for the instance (its *durable.State)
+	current    *turnState // the turn in progress (nested turns stack on it)
+	name       string     // the object's name, if known
+	nameStored bool       // the name is in the object's storage
 }
 
 func (h *Host) newActivation(id route.ObjectID, class *Class) *Activation {
@@ -194,7 +197,7 @@ func (a *Activation) run(prev <-chan struct{}) {
 		if m, ok := a.mb.Pop(); ok {
 			stopIdle()
 			a.tok.Begin(m.chain)
-			a.turn(m, false)
+			a.turn(m, 0)
 			a.tok.Finish()
 			continue
 		}
@@ -343,7 +346,10 @@ func (a *Activation) fence(reason error) {
 		return
 	}
 	a.newInterruptLocked()
-	a.obj.End(fmt.Errorf("durable: instance reset: %v: %w", reason, errs.ErrObjectReset))
+	a.fencedP = nil
+	if p, err := a.obj.End(fmt.Errorf("durable: instance reset: %v: %w", reason, errs.ErrObjectReset)); err == nil || !errors.Is(err, store.ErrNotInTurn) {
+		a.fencedP = p // the rolled-back turn's batch: what it read
+	}
 }
 
 // kill fences the activation and gives up its storage for good (Close

@@ -25,7 +25,7 @@ func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
 	}
 	p := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs)
 	if ts := a.current; ts != nil && ts.active.Load() {
-		ts.extra = append(ts.extra, p)
+		ts.addExtra(p)
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (h *Host) alarmWork(force bool) Work {
 		cancel()
 		if herr != nil {
 			if how != returned {
-				a.resetReason = herr // a panic or Abort: the instance goes after the turn
+				ts.resetReason = herr // a panic or Abort: the instance goes after the turn
 			}
 			if err := a.Do(ts.gen, func(o *store.Object) error { return o.TxEnd(false) }); err != nil {
 				return nil, err

@@ -54,6 +54,11 @@ func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string,
 		}
 		return r.V, r.Err
 	case <-ctx.Done():
+		if m.unqueue != nil {
+			// A call whose caller gives up while it is queued leaves the
+			// mailbox (freeing its place) and never runs.
+			m.unqueue()
+		}
 		return nil, ctx.Err()
 	}
 }
@@ -86,11 +91,13 @@ func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
 		return nil, fmt.Errorf("durable: namespace %q is not defined on this runtime: %w", id.Namespace, errs.ErrNotImplemented)
 	}
 	a := h.live[id]
-	if a != nil && !m.System && a.tok.Enter(m.chain) {
-		h.mu.Unlock()
-		a.turn(m, true)
-		a.tok.Exit()
-		return nil, nil
+	if a != nil && !m.System {
+		if level, ok := a.tok.Enter(m.chain); ok {
+			h.mu.Unlock()
+			a.turn(m, level)
+			a.tok.Exit()
+			return nil, nil
+		}
 	}
 	if a == nil {
 		a = h.newActivation(id, class)
@@ -102,6 +109,10 @@ func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
 	}
 	err := a.mb.Push(m, m.System)
 	h.mu.Unlock()
+	if err == nil {
+		mb := a.mb
+		m.unqueue = func() { mb.Remove(func(q *Msg) bool { return q == m }) }
+	}
 	switch {
 	case errors.Is(err, actor.ErrFull):
 		return nil, ErrOverloaded
@@ -138,19 +149,31 @@ func (a *Activation) BlockConcurrencyWhile(fn func(ctx context.Context) error) e
 	ctx := ts.ctx
 	a.tok.Block(true)
 	defer a.tok.Block(false)
-	done := make(chan error, 1)
+	type result struct {
+		err      error
+		panicked bool
+		value    any
+	}
+	done := make(chan result, 1)
 	go func() {
-		_, err, _ := a.protect(func() (any, error) { return nil, fn(ctx) })
-		done <- err
+		defer func() {
+			if r := recover(); r != nil {
+				done <- result{panicked: true, value: r}
+			}
+		}()
+		done <- result{err: fn(ctx)}
 	}()
 	t := a.h.cfg.Clock.NewTimer(BlockConcurrencyLimit)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		if err != nil {
-			a.resetReason = err
+	case r := <-done:
+		if r.panicked {
+			panic(r.value) // Abort or a panic in fn ends the turn as it would outside
 		}
-		return err
+		if r.err != nil {
+			ts.resetReason = r.err
+		}
+		return r.err
 	case <-t.C():
 		const why = "BlockConcurrencyWhile ran longer than 30 s"
 		a.fence(errors.New(why))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"github.com/durable-go/durable/internal/errs"
@@ -16,16 +17,65 @@ import (
 type turnKey struct{}
 
 // turnState is one turn as its context knows it: the activation, the call
-// chain, and the instance generation it runs for.
+// chain, the instance generation it runs for and its level on the chain's
+// stack of turns (0: the driver's turn; nested turns above it).
 type turnState struct {
 	a      *Activation
 	ctx    context.Context
 	chain  uint64
 	gen    uint64
+	level  int
 	active atomic.Bool // false once the turn ended
+
+	// resetReason, if set during the turn, resets the instance after it
+	// (a failed BlockConcurrencyWhile, a panicking alarm handler).
+	resetReason error
+
+	mu sync.Mutex
 	// extra are promises the turn's outputs also wait for (the alarm
 	// index entries of the alarms it set).
-	extra []*gate.Promise
+	extra []*gate.Promise // guarded by mu
+	// outgoing counts the calls out of the turn in flight. The first one
+	// ends the storage segment at a durability point and suspends the
+	// turn; the last one to return resumes it, unless the turn ended
+	// meanwhile (its method returned without waiting for the call).
+	outgoing int           // guarded by mu
+	pointP   *gate.Promise // guarded by mu; the durability point of the suspension
+	ended    bool          // guarded by mu
+}
+
+func newTurnState(a *Activation, chain, gen uint64, level int) *turnState {
+	return &turnState{a: a, chain: chain, gen: gen, level: level}
+}
+
+// addExtra makes the turn's outputs wait for p too.
+func (ts *turnState) addExtra(p *gate.Promise) {
+	ts.mu.Lock()
+	ts.extra = append(ts.extra, p)
+	ts.mu.Unlock()
+}
+
+// takeExtra returns p joined with the turn's extra promises, and forgets
+// them.
+func (ts *turnState) takeExtra(p *gate.Promise) *gate.Promise {
+	ts.mu.Lock()
+	extra := ts.extra
+	ts.extra = nil
+	ts.mu.Unlock()
+	if len(extra) == 0 {
+		return p
+	}
+	return gate.All(append([]*gate.Promise{p}, extra...)...)
+}
+
+// end marks the turn ended. It reports whether calls out of it are still
+// in flight (the turn's storage segment is then closed at their durability
+// point, whose promise it returns).
+func (ts *turnState) end() (detached bool, point *gate.Promise) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.ended = true
+	return ts.outgoing > 0, ts.pointP
 }
 
 func turnFrom(ctx context.Context) *turnState {
@@ -80,10 +130,11 @@ func resetError(reason string) error {
 	return &errs.Call{Message: "durable: object reset: " + reason, Retryable: true, Err: errs.ErrObjectReset}
 }
 
-// turn runs one event. nested is true for a call that entered a turn
-// suspended on its chain; it then commits at once, since the driver is
-// blocked and will not.
-func (a *Activation) turn(m *Msg, nested bool) {
+// turn runs one event at level (0: the driver's turn; above: a call that
+// entered a turn suspended on its chain, which then commits at once, since
+// the driver is blocked and will not).
+func (a *Activation) turn(m *Msg, level int) {
+	nested := level > 0
 	if !m.System && m.Ctx != nil && m.Ctx.Err() != nil {
 		// The caller gave up while the call was queued: it never runs.
 		m.reply(Reply{Err: m.Ctx.Err(), P: gate.Resolved(nil)})
@@ -111,7 +162,7 @@ func (a *Activation) turn(m *Msg, nested bool) {
 		m.reply(Reply{Err: &errs.Call{Message: err.Error(), Retryable: true, Err: errs.ErrObjectReset}, P: gate.Resolved(nil)})
 		return
 	}
-	ts := &turnState{a: a, chain: m.chain, gen: a.gen}
+	ts := newTurnState(a, m.chain, a.gen, level)
 	a.smu.Unlock()
 	ts.active.Store(true)
 	ctx = context.WithValue(ctx, turnKey{}, ts)
@@ -136,17 +187,45 @@ func (a *Activation) turn(m *Msg, nested bool) {
 			err = errs.Remote(err)
 		}
 	}
+	// Calls the turn left running (fire-and-forget) are cancelled with its
+	// context; they no longer resume it when they return.
+	cancel()
+	detached, pointP := ts.end()
 	ts.active.Store(false)
 
 	a.smu.Lock()
 	if a.gen != ts.gen {
 		// The instance was fenced under this turn (a BlockConcurrencyWhile
-		// overrun, a lost grant, Close): fence rolled the turn back.
+		// overrun, a lost grant, Close): fence rolled the turn back, and the
+		// instance is gone.
+		fp := a.fencedP
 		a.smu.Unlock()
+		a.inst, a.state = nil, nil
 		if err == nil {
 			err = resetError("the instance was reset during the turn")
 		}
-		m.reply(Reply{Err: err, P: gate.Resolved(nil)})
+		if fp == nil {
+			fp = pointP // the turn was suspended: its writes were committed there
+		}
+		if fp == nil {
+			fp = gate.Resolved(nil)
+		}
+		m.reply(Reply{Err: err, P: ts.takeExtra(fp)})
+		return
+	}
+	if detached {
+		// The method returned with calls still out: its writes were
+		// committed at their durability point, and nothing is open.
+		reset := how != returned || ts.resetReason != nil
+		if reset {
+			a.gen++
+			a.newInterruptLocked()
+		}
+		a.smu.Unlock()
+		if reset {
+			a.inst, a.state = nil, nil
+		}
+		m.reply(Reply{V: v, Err: err, P: ts.takeExtra(pointP)})
 		return
 	}
 	storedName := false
@@ -155,9 +234,7 @@ func (a *Activation) turn(m *Msg, nested bool) {
 		storedName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
 	}
 	p, endErr := a.obj.End(err)
-	if len(ts.extra) > 0 {
-		p = gate.All(append([]*gate.Promise{p}, ts.extra...)...)
-	}
+	p = ts.takeExtra(p)
 	if nested {
 		a.obj.Commit()
 	}
@@ -173,7 +250,7 @@ func (a *Activation) turn(m *Msg, nested bool) {
 	if storedName && err == nil {
 		a.nameStored = true
 	}
-	reset := how != returned || a.resetReason != nil
+	reset := how != returned || ts.resetReason != nil
 	if reset {
 		a.gen++
 		a.newInterruptLocked()
@@ -181,12 +258,11 @@ func (a *Activation) turn(m *Msg, nested bool) {
 	a.smu.Unlock()
 	if reset {
 		a.inst, a.state = nil, nil
-		a.resetReason = nil
 	}
 	m.reply(Reply{V: v, Err: err, P: p})
 }
 
-// build constructs the instance (in the current turn).
+// build constructs the instance (in the turn of ctx).
 func (a *Activation) build(ctx context.Context) (any, error, outcome) {
 	inst, err, how := a.protect(func() (any, error) { return a.construct(ctx) })
 	if err == nil {
@@ -195,9 +271,8 @@ func (a *Activation) build(ctx context.Context) (any, error, outcome) {
 	}
 	if how == returned {
 		err = errs.Remote(err)
-	}
-	if how != returned {
-		a.resetReason = err
+	} else if ts := turnFrom(ctx); ts != nil {
+		ts.resetReason = err
 	}
 	return nil, err, how
 }
@@ -218,9 +293,16 @@ const metaName = "name"
 // construct builds the instance: the name is read from storage if the
 // event did not carry it, then the class constructor runs.
 func (a *Activation) construct(ctx context.Context) (any, error) {
-	a.smu.Lock()
-	b, ok, err := a.obj.Meta(metaName)
-	a.smu.Unlock()
+	var b []byte
+	var ok bool
+	gen := a.Gen()
+	if ts := turnFrom(ctx); ts != nil {
+		gen = ts.gen
+	}
+	err := a.Do(gen, func(o *store.Object) (err error) {
+		b, ok, err = o.Meta(metaName)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -253,14 +335,28 @@ func (a *Activation) Gen() uint64 {
 	return a.gen
 }
 
-// suspend makes the turn's writes so far durable and lets calls on its
-// chain enter: a durability point before an outgoing call.
+// suspend prepares an outgoing call of the turn: the first call in flight
+// ends the turn's storage segment at a durability point and suspends the
+// turn (calls on its chain may enter); every call waits until that point is
+// durable before it leaves.
 func (a *Activation) suspend(ctx context.Context, ts *turnState) error {
-	p, err := a.point(ts)
-	if err != nil {
-		return err
+	ts.mu.Lock()
+	if ts.ended {
+		ts.mu.Unlock()
+		return resetError("the turn that made this call has ended")
 	}
-	a.tok.Suspend()
+	if ts.outgoing == 0 {
+		p, err := a.point(ts)
+		if err != nil {
+			ts.mu.Unlock()
+			return err
+		}
+		a.tok.Suspend()
+		ts.pointP = p
+	}
+	ts.outgoing++
+	p := ts.pointP
+	ts.mu.Unlock()
 	if err := p.Wait(ctx); err != nil {
 		a.resume(ts)
 		return err
@@ -268,36 +364,57 @@ func (a *Activation) suspend(ctx context.Context, ts *turnState) error {
 	return nil
 }
 
-// resume waits for nested turns to end and starts the turn's next segment.
+// resume ends one outgoing call; the last one back waits until no nested
+// turn is in progress and starts the turn's next storage segment. A turn
+// that was fenced meanwhile is not resumed: its instance is gone.
 func (a *Activation) resume(ts *turnState) {
-	a.tok.Resume()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.outgoing--
+	if ts.outgoing > 0 || ts.ended || a.Gen() != ts.gen {
+		return
+	}
+	a.tok.Resume(ts.level)
 	a.smu.Lock()
 	defer a.smu.Unlock()
 	if a.gen != ts.gen || a.dead {
 		return
 	}
 	if err := a.obj.Begin(); err != nil {
-		// A sync failed while the turn waited: the instance must go.
+		// A sync failed while the turn waited: the instance must go (the
+		// turn fails when it ends).
+		a.h.log.Warn("durable: the object's storage failed while its turn waited on a call; the instance resets",
+			"namespace", a.id.Namespace, "id", a.id.ID, "err", err)
 		a.gen++
 		a.newInterruptLocked()
 	}
 }
 
+// errPointInTransaction refuses a durability point inside Transaction.
+var errPointInTransaction = errors.New("durable: an outgoing call or a flush cannot happen inside Storage.Transaction: the transaction would commit half done; make the call before or after it")
+
 // point ends the turn's current storage segment and commits it; the
-// returned promise is ready when its writes are durable. An Exec error
-// nobody read fails the segment (rolled back) and is returned.
+// returned promise is ready when its writes (and the alarm index entries
+// the turn set) are durable. An Exec error nobody read fails the segment
+// (rolled back) and is returned; the turn goes on in a new segment.
 func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 	a.smu.Lock()
 	defer a.smu.Unlock()
 	if a.gen != ts.gen || a.dead {
 		return nil, resetError("the instance was reset")
 	}
+	if a.obj.InTransaction() {
+		return nil, errPointInTransaction
+	}
 	p, err := a.obj.End(nil)
 	if err != nil {
-		a.obj.Begin()
+		if !errors.Is(err, store.ErrNotInTurn) && !errors.Is(err, errs.ErrObjectReset) {
+			a.obj.Begin() // the segment rolled back; the turn goes on
+		}
 		return nil, err
 	}
 	a.obj.Commit()
+	// ts.mu is held by the caller: take the extra promises directly.
 	if len(ts.extra) > 0 {
 		p = gate.All(append([]*gate.Promise{p}, ts.extra...)...)
 		ts.extra = nil
@@ -313,6 +430,14 @@ func DurabilityPoint(ctx context.Context) error {
 		return nil
 	}
 	a := ts.a
+	ts.mu.Lock()
+	if ts.outgoing > 0 {
+		// Calls are out: the writes so far are committed at their point.
+		p := ts.pointP
+		ts.mu.Unlock()
+		return p.Wait(ctx)
+	}
+	defer ts.mu.Unlock()
 	p, err := a.point(ts)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -281,10 +282,19 @@ func (dc *dbConn) prepare(o *Object) error {
 	return nil
 }
 
-// run executes one of the runtime's statements to completion.
+// run executes one of the runtime's statements to completion. It is never
+// interrupted: the interrupt that fences a stale instance stops its user
+// statements, not the COMMIT or RELEASE of the turns around it.
 func (dc *dbConn) run(o *Object, s *sqlite3.Stmt) error {
 	o.trusted = true
+	var prev context.Context
+	if o.interrupt != nil {
+		prev = dc.c.SetInterrupt(context.Background())
+	}
 	err := s.Exec()
+	if prev != nil {
+		dc.c.SetInterrupt(prev)
+	}
 	o.trusted = false
 	return err
 }

@@ -74,11 +74,16 @@ func (o *Object) ID() string { return o.id }
 // check, within ~1,000 VM steps) once ctx is done. The runtime cancels it to
 // fence a stale instance, and sets a fresh one before the next turn.
 func (o *Object) SetInterrupt(ctx context.Context) {
+	o.mu.Lock() // the LRU closer may be closing the connection
+	defer o.mu.Unlock()
 	o.interrupt = ctx
 	if o.conn != nil {
 		o.conn.c.SetInterrupt(ctx)
 	}
 }
+
+// InTransaction reports whether a Transaction (TxBegin) is open in the turn.
+func (o *Object) InTransaction() bool { return o.txDepth > 0 }
 
 // Wrote reports whether the open batch holds a write (a user write
 // statement, a KV write or an alarm change), rolled back or not.
@@ -89,8 +94,11 @@ func (o *Object) Wrote() bool { return o.inBatch && o.userWrote }
 func (o *Object) Release() { o.st.release(o) }
 
 var (
-	errNotInTurn = errors.New("store: storage used outside a turn")
+	// ErrNotInTurn: the storage was used when no turn of the object was in
+	// progress (after the turn ended, or while it waits on an outgoing call).
+	ErrNotInTurn = errors.New("store: storage used outside the object's turn (after the turn ended, or while it waits on an outgoing call)")
 	errInTurn    = errors.New("store: a turn is already running")
+	errNotInTurn = ErrNotInTurn
 )
 
 // Begin starts a turn. If a sync of this object failed since the last turn,
