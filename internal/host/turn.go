@@ -42,6 +42,9 @@ type turnState struct {
 	outgoing int           // guarded by mu
 	pointP   *gate.Promise // guarded by mu; the durability point of the suspension
 	ended    bool          // guarded by mu
+	// lost is set when a durability point of the turn failed to become
+	// durable: the turn fails whatever its code returns.
+	lost error // guarded by mu
 }
 
 func newTurnState(a *Activation, chain, gen uint64, level int) *turnState {
@@ -66,6 +69,12 @@ func (ts *turnState) takeExtra(p *gate.Promise) *gate.Promise {
 		return p
 	}
 	return gate.All(append([]*gate.Promise{p}, extra...)...)
+}
+
+func (ts *turnState) lostErr() error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.lost
 }
 
 // end marks the turn ended. It reports whether calls out of it are still
@@ -192,6 +201,12 @@ func (a *Activation) turn(m *Msg, level int) {
 	cancel()
 	detached, pointP := ts.end()
 	ts.active.Store(false)
+	if lost := ts.lostErr(); lost != nil && err == nil {
+		// Writes made before a durability point of this turn are lost:
+		// the turn fails even if its code went on.
+		err = &errs.Call{Message: "durable: the turn's writes before an outgoing call or flush were lost: " + lost.Error(), Retryable: true, Err: errs.ErrObjectReset}
+		how = panicked // reset the instance
+	}
 
 	a.smu.Lock()
 	if a.gen != ts.gen {
@@ -358,10 +373,23 @@ func (a *Activation) suspend(ctx context.Context, ts *turnState) error {
 	p := ts.pointP
 	ts.mu.Unlock()
 	if err := p.Wait(ctx); err != nil {
+		ts.markLost(p)
 		a.resume(ts)
 		return err
 	}
 	return nil
+}
+
+// markLost fails the turn if its durability point p failed (not merely
+// the caller's context).
+func (ts *turnState) markLost(p *gate.Promise) {
+	if done, err := p.Ready(); done && err != nil {
+		ts.mu.Lock()
+		if ts.lost == nil {
+			ts.lost = err
+		}
+		ts.mu.Unlock()
+	}
 }
 
 // resume ends one outgoing call; the last one back waits until no nested
@@ -443,6 +471,9 @@ func DurabilityPoint(ctx context.Context) error {
 		return err
 	}
 	werr := p.Wait(ctx)
+	if done, perr := p.Ready(); done && perr != nil && ts.lost == nil {
+		ts.lost = perr // ts.mu is held
+	}
 	a.smu.Lock()
 	if a.gen == ts.gen && !a.dead {
 		if err := a.obj.Begin(); err != nil {
