@@ -61,6 +61,9 @@ const (
 	// sync, the object could not activate); fire again soon, without
 	// counting a retry against the handler.
 	Retry
+	// Kept: the handler set the object's new alarm itself, and that Set
+	// already replaced the entry; nothing to write.
+	Kept
 )
 
 // Outcome is the result of firing an entry, reported once the alarm turn
@@ -115,12 +118,13 @@ type Scheduler struct {
 	stopping chan struct{}
 
 	// Loop-only state.
-	h         entryHeap
-	latest    map[objKey]uint64 // newest seq per object among entries in memory
-	cursor    key               // every index entry at or before it is in memory
-	exhausted bool              // the cursor passed the last entry
-	inflight  int
-	parked    map[string][]Entry // entries of undefined namespaces
+	h          entryHeap
+	latest     map[objKey]uint64 // newest seq per object among entries in memory
+	cursor     key               // every index entry at or before it is in memory
+	exhausted  bool              // the cursor passed the last entry
+	inflight   int
+	parked     map[string][]Entry // entries of undefined namespaces
+	commitWait <-chan struct{}    // the index batch is open until it closes
 }
 
 type objKey struct{ ns, id string }
@@ -236,6 +240,24 @@ func (s *Scheduler) indexTurnAsync(fn func(o *store.Object) error) (*gate.Promis
 	return p, err
 }
 
+// indexTurnBatched runs fn as a turn of the index but leaves the batch
+// open while a sync round runs (as an object's driver does): a busy
+// scheduler then commits many turns' writes at once. It returns the turn's
+// promise and, if the batch was left open, the channel to commit on.
+func (s *Scheduler) indexTurnBatched(fn func(o *store.Object) error) (*gate.Promise, <-chan struct{}, error) {
+	o := s.cfg.Index
+	if err := o.Begin(); err != nil {
+		return nil, nil, err
+	}
+	err := fn(o)
+	p, err := o.End(err)
+	if ch := o.CommitWait(); ch != nil {
+		return p, ch, err
+	}
+	o.Commit()
+	return p, nil, err
+}
+
 // Set records that object ns/id has an alarm at atMs. The returned promise
 // is ready when the index entry is durable: the turn that set the alarm
 // must not be acknowledged before.
@@ -314,8 +336,12 @@ func (s *Scheduler) run() {
 		reqs := s.inbox
 		s.inbox = nil
 		s.mu.Unlock()
-		s.handle(reqs)
+		writes := s.handle(reqs)
 		now := s.cfg.Clock.Now().UnixMilli()
+		// Fire what is due before writing the index: firing is what is
+		// late; the writes' waiters tolerate the extra moment.
+		s.fireDue(now)
+		s.writeIndex(writes)
 		s.load(now)
 		s.fireDue(now)
 		select {
@@ -324,7 +350,8 @@ func (s *Scheduler) run() {
 			reqs := s.inbox
 			s.inbox = nil
 			s.mu.Unlock()
-			s.handle(reqs)
+			s.writeIndex(s.handle(reqs))
+			s.cfg.Index.Commit() // an open batch commits (and syncs) before Close
 			if timer != nil {
 				timer.Stop()
 			}
@@ -362,21 +389,26 @@ func (s *Scheduler) run() {
 		select {
 		case <-s.wake:
 		case <-tc:
+		case <-s.commitWait:
+			s.commitWait = nil
+			s.cfg.Index.Commit()
 		case <-s.stopping:
 		}
 	}
 }
 
-// handle applies the requests: index writes in one index turn, heap
-// updates in memory.
-func (s *Scheduler) handle(reqs []request) {
+// write is one pending change of the index.
+type write struct {
+	upsert bool
+	e      Entry
+	p      *gate.Promise // resolved when the write is durable (Set), or nil
+}
+
+// handle applies the requests in memory and returns the index writes they
+// need (applied by writeIndex).
+func (s *Scheduler) handle(reqs []request) []write {
 	if len(reqs) == 0 {
-		return
-	}
-	type write struct {
-		upsert bool
-		e      Entry
-		p      *gate.Promise
+		return nil
 	}
 	var writes []write
 	now := s.cfg.Clock.Now().UnixMilli()
@@ -405,6 +437,8 @@ func (s *Scheduler) handle(reqs []request) {
 				s.mu.Unlock()
 				writes = append(writes, write{upsert: true, e: e})
 				s.remember(e)
+			case Kept:
+				st.Rescheduled++
 			case Retry:
 				st.Retried++
 				e := o.Entry
@@ -424,10 +458,16 @@ func (s *Scheduler) handle(reqs []request) {
 	s.stats.Rescheduled += st.Rescheduled
 	s.stats.Retried += st.Retried
 	s.mu.Unlock()
+	return writes
+}
+
+// writeIndex applies index writes in one index turn. The batch may stay
+// open until the running sync round ends (s.commitWait).
+func (s *Scheduler) writeIndex(writes []write) {
 	if len(writes) == 0 {
 		return
 	}
-	p, err := s.indexTurnAsync(func(o *store.Object) error {
+	p, ch, err := s.indexTurnBatched(func(o *store.Object) error {
 		for _, w := range writes {
 			var c *store.Cursor
 			if w.upsert {
@@ -443,6 +483,9 @@ func (s *Scheduler) handle(reqs []request) {
 		}
 		return nil
 	})
+	if ch != nil && s.commitWait == nil {
+		s.commitWait = ch
+	}
 	if err != nil {
 		s.cfg.Log.Error("alarm: write the index", "writes", len(writes), "err", err)
 		for _, w := range writes {

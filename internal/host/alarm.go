@@ -25,7 +25,10 @@ func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
 	}
 	p := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs)
 	if ts := a.current; ts != nil && ts.active.Load() {
-		ts.addExtra(p)
+		ts.mu.Lock()
+		ts.extra = append(ts.extra, p)
+		ts.alarmSetMs = atMs
+		ts.mu.Unlock()
 	}
 	return nil
 }
@@ -127,13 +130,24 @@ func (h *Host) alarmWork(force bool) Work {
 			return h.alarmFailed(a, ts, retries, now, herr)
 		}
 		res := alarmResult{kind: alarm.Cleared, ran: true}
+		ts.mu.Lock()
+		setInHandler := ts.alarmSetMs != 0
+		ts.mu.Unlock()
 		err = a.Do(ts.gen, func(o *store.Object) error {
 			if err := o.TxEnd(true); err != nil {
 				return err
 			}
+			if !setInHandler {
+				return nil // the record was cleared above and nothing set it again
+			}
 			at, _, ok, err := o.AlarmRecord()
 			if ok {
 				res = alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}
+				ts.mu.Lock()
+				if ts.alarmSetMs == at {
+					res.kind = alarm.Kept // the handler's SetAlarm wrote the entry
+				}
+				ts.mu.Unlock()
 			}
 			return err
 		})

@@ -45,6 +45,8 @@ type turnState struct {
 	// lost is set when a durability point of the turn failed to become
 	// durable: the turn fails whatever its code returns.
 	lost error // guarded by mu
+	// alarmSetMs is the time of the last alarm the turn set (0: none).
+	alarmSetMs int64 // guarded by mu
 }
 
 func newTurnState(a *Activation, chain, gen uint64, level int) *turnState {
