@@ -16,6 +16,7 @@ import (
 	"github.com/durable-go/durable/internal/host"
 	"github.com/durable-go/durable/internal/route"
 	"github.com/durable-go/durable/internal/store"
+	"github.com/durable-go/durable/internal/ws"
 )
 
 // Defaults of Config's zero values.
@@ -138,6 +139,7 @@ type Runtime struct {
 	secret []byte
 	store  *store.Store
 	host   *host.Host
+	hub    *ws.Hub
 
 	closeOnce sync.Once
 	closeErr  error
@@ -187,6 +189,17 @@ func Open(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return fail(err)
 	}
+	rt.hub, err = ws.New(ws.Config{
+		Sink:        wsEvents{rt: rt},
+		Logger:      cfg.Logger,
+		MaxMessage:  cfg.MaxWebSocketMessage,
+		MaxPerGroup: cfg.MaxWebSocketsPerObject,
+	})
+	if err != nil {
+		rt.store.Close()
+		return fail(err)
+	}
+	hub := rt.hub
 	rt.host, err = host.New(host.Config{
 		Store:       rt.store,
 		Clock:       cfg.Clock,
@@ -199,8 +212,17 @@ func Open(cfg Config) (*Runtime, error) {
 		Snapshots:   store.LocalSnapshots{},
 
 		AlarmRetryBase: cfg.AlarmRetryBase,
+		HibernateAfter: cfg.HibernateAfter,
+		Sockets: func(id route.ObjectID) int {
+			if g := hub.Lookup(id); g != nil {
+				return g.Len()
+			}
+			return 0
+		},
+		OnRetire: hub.Retired,
 	})
 	if err != nil {
+		hub.Shutdown(context.Background())
 		rt.store.Close()
 		return fail(err)
 	}
@@ -213,7 +235,13 @@ func Open(cfg Config) (*Runtime, error) {
 // the databases are closed anyway. Close is safe to call twice.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.closeOnce.Do(func() {
+		// No more messages are taken; turns finish and commit; then every
+		// socket is closed with 1001 after what it was sent.
+		rt.hub.StopReading()
 		herr := rt.host.Close(ctx)
+		if err := rt.hub.Shutdown(ctx); err != nil {
+			rt.cfg.Logger.Warn("durable: close: WebSockets still closing when the deadline passed", "err", err)
+		}
 		serr := rt.store.Close()
 		rt.lock.Close()
 		if rt.tmpDir {
@@ -247,5 +275,6 @@ type Stats struct {
 
 // Stats returns the runtime's current counts.
 func (rt *Runtime) Stats() Stats {
-	return Stats{Live: rt.host.Live(), OpenDatabases: rt.store.Stats().OpenDatabases}
+	open, hibernated := rt.hub.Counts(rt.host.IsLive)
+	return Stats{Live: rt.host.Live(), OpenDatabases: rt.store.Stats().OpenDatabases, WebSockets: open, HibernatedWebSockets: hibernated}
 }

@@ -49,6 +49,9 @@ var (
 	ErrNotImplemented = errs.ErrNotImplemented
 	// ErrClosed: the Runtime is closed.
 	ErrClosed = errs.ErrClosed
+	// ErrWebSocketClosed: a send on a WebSocket that is closing or
+	// closed.
+	ErrWebSocketClosed = errs.ErrWebSocketClosed
 )
 
 // publicError turns an internal error of a call into what the caller sees.

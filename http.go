@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/durable-go/durable/internal/host"
+	"github.com/durable-go/durable/internal/ws"
 )
 
 // Fetch sends an HTTP request into the object (its class must implement
@@ -61,6 +62,14 @@ func (s *Stub[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.serve(r.Context(), r, w)
+	if err == nil && res.upgrade != nil {
+		// The turn's writes are durable: answer the handshake; what the
+		// handler wrote to w is ignored.
+		if err := res.upgrade.Upgrade(w, r); err != nil {
+			s.ns.rt.cfg.Logger.Debug("durable: WebSocket handshake failed", "namespace", s.ns.name, "id", s.id.String(), "err", err)
+		}
+		return
+	}
 	if err != nil {
 		if res != nil && res.sentHeader {
 			return // the response was streaming; nothing more can be said
@@ -84,7 +93,7 @@ func (s *Stub[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve runs the object's ServeHTTP as a turn. With w, flushed parts of the
 // response go to w from the turn (each after a durability point).
 func (s *Stub[T]) serve(ctx context.Context, r *http.Request, w http.ResponseWriter) (*httpResult, error) {
-	gw := &gatedWriter{header: http.Header{}, out: w}
+	gw := &gatedWriter{header: http.Header{}, out: w, fetch: w == nil}
 	v, err := s.ns.rt.host.Call(ctx, s.oid, s.id.name, "ServeHTTP", nil, func(ctx context.Context, inst any) (any, error) {
 		gw.ctx = ctx
 		inst.(http.Handler).ServeHTTP(gw, r.WithContext(ctx))
@@ -92,11 +101,22 @@ func (s *Stub[T]) serve(ctx context.Context, r *http.Request, w http.ResponseWri
 	})
 	// From here on the turn must not touch w: it may still be running if
 	// the caller gave up.
-	sent := gw.detach()
+	sent, up := gw.detach()
 	if err != nil {
+		if up != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				// The turn may have gone on and kept the socket: its
+				// object hears that the connection dropped.
+				up.Abandon(err)
+			} else {
+				up.Discard() // the turn failed: the socket goes with its writes
+			}
+		}
 		return &httpResult{sentHeader: sent}, publicError(err)
 	}
-	return v.(*httpResult), nil
+	res := v.(*httpResult)
+	res.upgrade = up
+	return res, nil
 }
 
 // httpResult is the part of a response not yet sent when the turn ended.
@@ -104,7 +124,8 @@ type httpResult struct {
 	status     int
 	header     http.Header
 	body       []byte
-	sentHeader bool // the status and headers already went out with a flush
+	sentHeader bool     // the status and headers already went out with a flush
+	upgrade    *ws.Conn // the turn accepted a WebSocket: answer the handshake
 }
 
 func (res *httpResult) writeTo(w http.ResponseWriter) {
@@ -130,6 +151,9 @@ type gatedWriter struct {
 	mu         sync.Mutex
 	out        http.ResponseWriter // guarded by mu; nil once the caller is gone (or for Fetch)
 	sentHeader bool                // guarded by mu
+	fetch      bool                // the request came through Fetch
+	detached   bool                // guarded by mu; the caller stopped waiting for the turn
+	upgrade    *ws.Conn            // guarded by mu; the socket AcceptWebSocket accepted
 }
 
 func (g *gatedWriter) Header() http.Header { return g.header }
@@ -155,6 +179,12 @@ func (g *gatedWriter) Flush() { g.FlushError() }
 func (g *gatedWriter) FlushError() error {
 	if g.status == 0 {
 		g.status = http.StatusOK
+	}
+	g.mu.Lock()
+	up := g.upgrade
+	g.mu.Unlock()
+	if up != nil {
+		return &Error{Message: "durable: the request was accepted as a WebSocket: its response cannot be flushed"}
 	}
 	if err := host.DurabilityPoint(g.ctx); err != nil {
 		return publicError(err)
@@ -190,13 +220,15 @@ func (g *gatedWriter) finish() *httpResult {
 	return &httpResult{status: g.status, header: g.header, body: bytes.Clone(g.buf.Bytes()), sentHeader: sent}
 }
 
-// detach stops the turn from writing to the caller's writer and reports
-// whether the headers went out.
-func (g *gatedWriter) detach() bool {
+// detach stops the turn from writing to the caller's writer (and from
+// accepting a WebSocket); it reports whether the headers went out and the
+// socket the turn accepted, if any.
+func (g *gatedWriter) detach() (bool, *ws.Conn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.out = nil
-	return g.sentHeader
+	g.detached = true
+	return g.sentHeader, g.upgrade
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -22,6 +22,7 @@ type Namespace[T any] struct {
 	methods map[uintptr]string // code pointer of each exported method of T → its name
 	handler bool               // T implements http.Handler
 	alarmer bool               // T implements Alarmer
+	ws      bool               // T implements WebSocketHandler
 }
 
 // Define binds a class to a namespace name on rt. T must be a pointer type
@@ -43,6 +44,7 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 	n := &Namespace[T]{rt: rt, name: name, key: id.NamespaceKey(rt.secret, name), methods: map[uintptr]string{},
 		handler: t.Implements(reflect.TypeFor[http.Handler]()),
 		alarmer: t.Implements(reflect.TypeFor[Alarmer]()),
+		ws:      t.Implements(reflect.TypeFor[WebSocketHandler]()),
 	}
 	for i := 0; i < t.NumMethod(); i++ {
 		m := t.Method(i)
@@ -51,7 +53,7 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 	class := &host.Class{
 		Name: name,
 		New: func(ctx context.Context, a *host.Activation) (any, error) {
-			st := newState(a, n.key, n.alarmer, t.String())
+			st := newState(rt, a, n.key, classInfo{name: t.String(), alarmer: n.alarmer, wsHandler: n.ws})
 			a.SetState(st)
 			return newObject(st)
 		},

@@ -14,18 +14,27 @@ import (
 // its storage, and the runtime's controls over its instance. Keep it in the
 // object.
 type State struct {
-	a       *host.Activation
-	gen     uint64 // the instance generation this State belongs to
-	key     id.Key
-	idBytes [id.Size]byte
-	storage *Storage
+	rt        *Runtime
+	wsHandler bool // the class implements WebSocketHandler
+	a         *host.Activation
+	gen       uint64 // the instance generation this State belongs to
+	key       id.Key
+	idBytes   [id.Size]byte
+	storage   *Storage
 }
 
-func newState(a *host.Activation, key id.Key, alarmer bool, className string) *State {
+func newState(rt *Runtime, a *host.Activation, key id.Key, c classInfo) *State {
 	gen := a.Gen()
-	s := &State{a: a, gen: gen, key: key, storage: &Storage{a: a, gen: gen, alarmer: alarmer, className: className}}
+	s := &State{rt: rt, wsHandler: c.wsHandler, a: a, gen: gen, key: key, storage: &Storage{a: a, gen: gen, alarmer: c.alarmer, className: c.name}}
 	hex.Decode(s.idBytes[:], []byte(a.ID().ID))
 	return s
+}
+
+// classInfo is what the runtime knows of an object's class.
+type classInfo struct {
+	name      string
+	alarmer   bool // implements Alarmer
+	wsHandler bool // implements WebSocketHandler
 }
 
 // ID returns the object's ID. Its Name is the object's name whenever the

@@ -22,11 +22,14 @@ var (
 	ErrNotImplemented = errors.New("durable: not implemented")
 	// ErrClosed: the runtime (or store) is closed.
 	ErrClosed = errors.New("durable: closed")
+	// ErrWebSocketClosed: a send or close on a WebSocket that is closing
+	// or closed.
+	ErrWebSocketClosed = errors.New("durable: the WebSocket is closed")
 )
 
 // sentinels are the errors carried across a call by code, so errors.Is
 // works on the caller's side; any other error arrives as its message only.
-var sentinels = []error{ErrLocked, ErrOverloaded, ErrObjectReset, ErrInvalidID, ErrLimit, ErrNotImplemented, ErrClosed}
+var sentinels = []error{ErrLocked, ErrOverloaded, ErrObjectReset, ErrInvalidID, ErrLimit, ErrNotImplemented, ErrClosed, ErrWebSocketClosed}
 
 // Sentinel returns the durable sentinel err wraps, or nil.
 func Sentinel(err error) error {

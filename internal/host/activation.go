@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/durable-go/durable/internal/actor"
 	"github.com/durable-go/durable/internal/clock"
@@ -73,6 +74,11 @@ type Activation struct {
 	dead      bool                               // guarded by smu; no more storage (retired or killed)
 	interrupt atomic.Pointer[context.CancelFunc] // cancels the current generation's SQLite calls
 	fencedP   *gate.Promise                      // guarded by smu; the promise of the turn fence rolled back
+	// segOut is what outputs sent during the open storage segment wait on
+	// (WebSocket sends): it follows the segment's promise when the
+	// segment ends, or fails if the segment rolls back. nil: none yet.
+	segOut *gate.Promise // guarded by smu
+	lastP  *gate.Promise // guarded by smu; the promise of the last segment that ended well
 
 	grant route.Grant
 	log   store.ObjectLog
@@ -218,9 +224,9 @@ func (a *Activation) run(prev <-chan struct{}) {
 		}
 		if !armed {
 			if idle == nil {
-				idle = a.h.cfg.Clock.NewTimer(a.h.cfg.IdleTimeout)
+				idle = a.h.cfg.Clock.NewTimer(a.idleTimeout())
 			} else {
-				idle.Reset(a.h.cfg.IdleTimeout)
+				idle.Reset(a.idleTimeout())
 			}
 			armed = true
 		}
@@ -240,6 +246,66 @@ func (a *Activation) run(prev <-chan struct{}) {
 			a.inst, a.state = nil, nil
 		}
 	}
+}
+
+// idleTimeout is how long the instance may stay idle: HibernateAfter if
+// the object has WebSockets (its only activity), IdleTimeout otherwise.
+func (a *Activation) idleTimeout() time.Duration {
+	if s := a.h.cfg.Sockets; s != nil && a.h.cfg.HibernateAfter > 0 && s(a.id) > 0 {
+		return a.h.cfg.HibernateAfter
+	}
+	return a.h.cfg.IdleTimeout
+}
+
+// endSegLocked settles the outputs of the storage segment that just
+// ended: they follow p, or are dropped if the segment failed.
+func (a *Activation) endSegLocked(p *gate.Promise, failed error) {
+	if failed == nil && p != nil {
+		a.lastP = p
+	}
+	out := a.segOut
+	if out == nil {
+		return
+	}
+	a.segOut = nil
+	if failed != nil {
+		out.Resolve(fmt.Errorf("durable: the turn failed, so what it sent is dropped: %w", failed))
+		return
+	}
+	out.Follow(p)
+}
+
+// OutputPromise returns what an output of the object sent now must wait
+// for: the end of the open storage segment (the turn's writes before the
+// output, and any after it in the same segment), or the last segment's
+// promise between turns. nil: nothing to wait for.
+func (h *Host) OutputPromise(id route.ObjectID) *gate.Promise {
+	h.mu.Lock()
+	a := h.live[id]
+	h.mu.Unlock()
+	if a == nil {
+		return nil
+	}
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.dead || a.obj == nil {
+		return nil
+	}
+	if a.segOut != nil {
+		return a.segOut
+	}
+	if a.obj.InTurn() {
+		a.segOut = gate.New()
+		return a.segOut
+	}
+	return a.lastP
+}
+
+// IsLive reports whether the object has a live activation.
+func (h *Host) IsLive(id route.ObjectID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.live[id] != nil
 }
 
 // commit ends the open batch. With wait, it may instead return a channel
@@ -317,6 +383,9 @@ func (a *Activation) retire(err error) {
 		delete(h.retiring, a.id)
 	}
 	h.mu.Unlock()
+	if h.cfg.OnRetire != nil {
+		h.cfg.OnRetire(a.id) // before the next activation of the object may start
+	}
 	close(a.retired)
 }
 
@@ -347,8 +416,10 @@ func (a *Activation) fence(reason error) {
 	}
 	a.newInterruptLocked()
 	a.fencedP = nil
-	if p, err := a.obj.End(fmt.Errorf("durable: instance reset: %v: %w", reason, errs.ErrObjectReset)); err == nil || !errors.Is(err, store.ErrNotInTurn) {
+	resetErr := fmt.Errorf("durable: instance reset: %v: %w", reason, errs.ErrObjectReset)
+	if p, err := a.obj.End(resetErr); err == nil || !errors.Is(err, store.ErrNotInTurn) {
 		a.fencedP = p // the rolled-back turn's batch: what it read
+		a.endSegLocked(nil, resetErr)
 	}
 }
 

@@ -71,6 +71,15 @@ func (h *Host) Post(id route.ObjectID, work Work, done chan Reply) error {
 	return err
 }
 
+// PostFunc queues a system event like Post; onReply receives the turn's
+// reply (it must not block). If PostFunc returns an error, onReply is
+// never called.
+func (h *Host) PostFunc(id route.ObjectID, work Work, onReply func(Reply)) error {
+	m := &Msg{Work: work, System: true, chain: h.newChain(), onReply: onReply}
+	_, err := h.serve(context.Background(), &route.Envelope{To: id, Local: m})
+	return err
+}
+
 // serve accepts an envelope on this node: a call on the chain of a turn
 // suspended in the object runs now, on the caller's goroutine; anything
 // else goes to the object's mailbox (starting its activation if needed).

@@ -41,6 +41,12 @@ type Config struct {
 	// AlarmRetryBase is the first backoff of a failing alarm handler
 	// (doubling, MaxAlarmRetries retries).
 	AlarmRetryBase time.Duration
+	// HibernateAfter replaces IdleTimeout for an object with WebSockets
+	// (Sockets reports how many it has; nil: none ever).
+	HibernateAfter time.Duration
+	Sockets        func(route.ObjectID) int
+	// OnRetire, if set, is told when an activation let go of its object.
+	OnRetire func(route.ObjectID)
 }
 
 // Limits of the platform the host enforces.

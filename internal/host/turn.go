@@ -252,6 +252,13 @@ func (a *Activation) turn(m *Msg, level int) {
 	}
 	p, endErr := a.obj.End(err)
 	p = ts.takeExtra(p)
+	if err != nil {
+		a.endSegLocked(nil, err)
+	} else if endErr != nil {
+		a.endSegLocked(nil, endErr)
+	} else {
+		a.endSegLocked(p, nil)
+	}
 	if nested {
 		a.obj.Commit()
 	}
@@ -438,6 +445,9 @@ func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 	}
 	p, err := a.obj.End(nil)
 	if err != nil {
+		if !errors.Is(err, store.ErrNotInTurn) {
+			a.endSegLocked(nil, err)
+		}
 		if !errors.Is(err, store.ErrNotInTurn) && !errors.Is(err, errs.ErrObjectReset) {
 			a.obj.Begin() // the segment rolled back; the turn goes on
 		}
@@ -449,6 +459,7 @@ func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 		p = gate.All(append([]*gate.Promise{p}, ts.extra...)...)
 		ts.extra = nil
 	}
+	a.endSegLocked(p, nil)
 	return p, nil
 }
 

@@ -82,6 +82,9 @@ func (o *Object) SetInterrupt(ctx context.Context) {
 	}
 }
 
+// InTurn reports whether a turn (a storage segment) is open.
+func (o *Object) InTurn() bool { return o.inTurn }
+
 // InTransaction reports whether a Transaction (TxBegin) is open in the turn.
 func (o *Object) InTransaction() bool { return o.txDepth > 0 }
 

@@ -423,13 +423,21 @@ func (c *Conn) closeSent() {
 	c.mu.Lock()
 	done := c.peerClosed
 	if !done && c.closeTimer == nil {
-		c.closeTimer = time.AfterFunc(c.hub.cfg.CloseTimeout, c.closeTCP)
+		d := c.hub.cfg.CloseTimeout
+		if c.stopped && d > shutdownLinger {
+			d = shutdownLinger // the server is going down: wait less
+		}
+		c.closeTimer = time.AfterFunc(d, c.closeTCP)
 	}
 	c.mu.Unlock()
 	if done {
 		c.closeTCP()
 	}
 }
+
+// shutdownLinger bounds the wait for a client's close frame during a
+// shutdown.
+const shutdownLinger = time.Second
 
 // closeTCP drops the connection (once).
 func (c *Conn) closeTCP() {

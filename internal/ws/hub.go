@@ -94,7 +94,7 @@ type Config struct {
 }
 
 // ErrClosed is the error of a send on a socket that is closing or closed.
-var ErrClosed = errors.New("the WebSocket is closed")
+var ErrClosed = errs.ErrWebSocketClosed
 
 // Hub owns the sockets of one runtime.
 type Hub struct {

@@ -128,13 +128,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 
 func (f *fixture) dial(t *testing.T, path string) (*wstest.Client, *Conn) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cl, err := wstest.Dial(ctx, f.url+path)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	t.Cleanup(func() { cl.Drop() })
+	cl := wstest.MustDial(t, f.url+path)
 	select {
 	case c := <-f.accepted:
 		return cl, c

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"testing"
 	"time"
 
 	gws "github.com/gobwas/ws"
@@ -183,3 +184,17 @@ func (c *Client) Close(code int, reason string) error {
 
 // Drop closes the TCP connection without a close frame.
 func (c *Client) Drop() error { return c.Conn.Close() }
+
+// MustDial dials url for a test: it fails the test if the dial fails
+// within 10 s, and drops the connection when the test ends.
+func MustDial(t testing.TB, url string) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := Dial(ctx, url)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { cl.Drop() })
+	return cl
+}
