@@ -194,6 +194,7 @@ func Open(cfg Config) (*Runtime, error) {
 		Logger:      cfg.Logger,
 		MaxMessage:  cfg.MaxWebSocketMessage,
 		MaxPerGroup: cfg.MaxWebSocketsPerObject,
+		Now:         cfg.Clock.Now,
 	})
 	if err != nil {
 		rt.store.Close()

@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/durable-go/durable"
+	"github.com/durable-go/durable/examples/chat"
 	"github.com/durable-go/durable/examples/counter"
+	"github.com/durable-go/durable/examples/ratelimiter"
+	"github.com/durable-go/durable/examples/seats"
 	"github.com/durable-go/durable/internal/httpjson"
 )
 
@@ -117,4 +120,7 @@ func serve(args []string) int {
 // mountExamples serves the example apps at the routes of DESIGN.md §5.
 func mountExamples(mux *http.ServeMux, rt *durable.Runtime) {
 	counter.Mount(mux, counter.Define(rt))
+	chat.Mount(mux, chat.Define(rt))
+	ratelimiter.Mount(mux, ratelimiter.Define(rt, nil))
+	seats.Mount(mux, seats.Define(rt))
 }

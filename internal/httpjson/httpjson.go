@@ -8,7 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 
 	"github.com/durable-go/durable"
 )
@@ -34,6 +37,45 @@ func Method(w http.ResponseWriter, r *http.Request, method string) bool {
 	w.Header().Set("Allow", method)
 	Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+method)
 	return false
+}
+
+// Decode reads r's JSON body (at most limit bytes) into v. It answers 413
+// for a larger body and 400 for malformed JSON (or trailing data), and
+// reports whether v was filled.
+func Decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON value")
+	}
+	if err == nil {
+		return true
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+		return false
+	}
+	if errors.Is(err, io.EOF) {
+		err = errors.New("the body is empty")
+	}
+	Error(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+	return false
+}
+
+// WebSocket answers 405 unless r is a GET, and 400 unless it asks for a
+// WebSocket upgrade; it reports whether r may go on to the object.
+func WebSocket(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; open a WebSocket with GET")
+		return false
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		Error(w, http.StatusBadRequest, "this route is a WebSocket: send a GET with Upgrade: websocket")
+		return false
+	}
+	return true
 }
 
 // NotFound answers 404 for an unknown route.

@@ -91,6 +91,8 @@ type Config struct {
 	// FrameTimeout bounds how long a frame whose first bytes arrived may
 	// take to arrive whole.
 	FrameTimeout time.Duration
+	// Now stamps auto-responses (nil: time.Now).
+	Now func() time.Time
 }
 
 // ErrClosed is the error of a send on a socket that is closing or closed.
@@ -129,6 +131,9 @@ func New(cfg Config) (*Hub, error) {
 	def(&cfg.WriteTimeout, DefaultWriteTimeout)
 	def(&cfg.CloseTimeout, DefaultCloseTimeout)
 	def(&cfg.FrameTimeout, DefaultFrameTimeout)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = DefaultMaxQueued
 	}

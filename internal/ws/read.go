@@ -273,7 +273,7 @@ func (c *Conn) deliver(binary bool, data []byte) action {
 				c.enqueueLocked(frame{b: ar.frame})
 			}
 			c.mu.Unlock()
-			c.autoTS.Store(time.Now().UnixNano())
+			c.autoTS.Store(c.hub.cfg.Now().UnixNano())
 			return actContinue
 		}
 	}
