@@ -98,17 +98,18 @@ type server struct {
 
 // startServer starts `durable serve --dir dir --addr 127.0.0.1:0` and waits
 // until it listens. The process is killed on cleanup if it still runs.
-func startServer(t testing.TB, dir string) *server {
+func startServer(t testing.TB, dir string, flags ...string) *server {
 	t.Helper()
-	s := launch(t, dir)
+	s := launch(t, dir, flags...)
 	if err := s.waitListening(); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// launch starts the process without waiting for it to listen.
-func launch(t testing.TB, dir string) *server {
+// launch starts the process without waiting for it to listen; flags are
+// added to serve's.
+func launch(t testing.TB, dir string, flags ...string) *server {
 	t.Helper()
 	bin := durableBinary(t)
 	s := &server{
@@ -118,7 +119,7 @@ func launch(t testing.TB, dir string) *server {
 		stderr: &lockedBuffer{},
 		done:   make(chan struct{}),
 	}
-	s.cmd = exec.Command(bin, "serve", "--dir", dir, "--addr", "127.0.0.1:0")
+	s.cmd = exec.Command(bin, append([]string{"serve", "--dir", dir, "--addr", "127.0.0.1:0"}, flags...)...)
 	s.cmd.Stdout = s.stdout
 	s.cmd.Stderr = s.stderr
 	s.cmd.WaitDelay = 5 * time.Second // never hang on the output pipes
@@ -262,22 +263,34 @@ func (s *server) do(method, path string) response {
 }
 
 func (s *server) tryDo(method, path string) (response, error) {
+	return s.tryDoBody(method, path, "")
+}
+
+// tryDoBody is tryDo with a JSON body.
+func (s *server) tryDoBody(method, path, body string) (response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, nil)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, rd)
 	if err != nil {
 		return response{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	got, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: reading the body: %w", method, path, err)
 	}
-	return response{resp.StatusCode, resp.Header, body}, nil
+	return response{resp.StatusCode, resp.Header, got}, nil
 }
 
 // counterValue decodes a counter response body {"value": N}.
