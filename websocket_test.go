@@ -451,3 +451,60 @@ func TestCloseSendsGoingAway(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Limits checked inside a turn: an oversize auto-response fails the turn
+// with a message naming the limit; a bad close code or reason is an error.
+type Strict struct{ st *durable.State }
+
+func (s *Strict) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.st.AcceptWebSocket(w, r); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
+}
+
+func (s *Strict) SetAuto(ctx context.Context, n int) (bool, error) {
+	s.st.SetWebSocketAutoResponse(strings.Repeat("q", n), "a")
+	return true, nil
+}
+
+func (s *Strict) WebSocketMessage(ctx context.Context, ws *durable.WebSocket, msg durable.Message) error {
+	var out []string
+	for _, c := range []struct {
+		code   int
+		reason string
+	}{{1005, ""}, {2999, ""}, {5000, ""}, {4000, strings.Repeat("r", 124)}, {4000, "\xff"}} {
+		out = append(out, fmt.Sprint(ws.Close(c.code, c.reason) != nil))
+	}
+	return ws.SendText(strings.Join(out, ","))
+}
+
+func (s *Strict) WebSocketClose(ctx context.Context, ws *durable.WebSocket, code int, reason string, clean bool) error {
+	return nil
+}
+
+func (s *Strict) WebSocketError(ctx context.Context, ws *durable.WebSocket, err error) error {
+	return nil
+}
+
+func TestWebSocketArgumentLimits(t *testing.T) {
+	rt, err := durable.Open(durable.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	ns := durable.Define(rt, "STRICT", func(st *durable.State) (*Strict, error) { return &Strict{st: st}, nil })
+	stub := ns.GetByName("s")
+	if ok, err := durable.Call(context.Background(), stub, (*Strict).SetAuto, 2048); !ok || err != nil {
+		t.Fatalf("a 2,048-character request: %v", err)
+	}
+	_, err = durable.Call(context.Background(), stub, (*Strict).SetAuto, 2049)
+	if err == nil || !strings.Contains(err.Error(), "2049 characters; the limit is 2048") {
+		t.Fatalf("a 2,049-character request: %v", err)
+	}
+	srv := httptest.NewServer(stub)
+	defer srv.Close()
+	cl := wstest.MustDial(t, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	if got := ask(t, cl, "x"); got != "true,true,true,true,true" {
+		t.Fatalf("bad close codes and reasons accepted: %s", got)
+	}
+}

@@ -5,7 +5,7 @@
 //	durable serve --dir <dir> --addr 127.0.0.1:0
 //
 // learn its address from the "listening on <addr>" line it prints on
-// stdout, and talk to it over HTTP on 127.0.0.1 only. They stop it with
+// stdout, and talk to it over HTTP and WebSockets on 127.0.0.1 only. They stop it with
 // SIGTERM (it must exit 0) or kill it with SIGKILL and restart it on the
 // same data directory, then check what survived:
 //
@@ -18,6 +18,19 @@
 //     survives and nothing is counted that was never sent.
 //   - TestCheckKillCycle_NegativeControl: the kill test's check, fed faults
 //     through a stub server, reports each of them.
+//   - TestServe_Chat, TestServe_RateLimit, TestServe_Seats: the example
+//     apps' routes (broadcast, history, 1009/1003 closes, hibernation seen
+//     in /_durable/stats, 20 concurrent bookings of a seat, pushes, data
+//     across a restart, 1001 on SIGTERM).
+//   - TestServe_SigtermDrainsInFlight: a half-sent request is served after
+//     SIGTERM and is durable; other requests get a status or a refused
+//     connection.
+//   - TestServe_ChatKillKeepsWhatWasDelivered: SIGKILL while a chat member
+//     sends; every message another member received is stored.
+//
+// bench_test.go holds issue 5's WebSocket benchmarks (memory per
+// hibernated socket, broadcast, wake-up latency); they run only with
+// -bench.
 //
 // Every step is bounded in time; timing decides pass or fail only through
 // generous liveness deadlines. No child process outlives its test: each is
