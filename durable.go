@@ -195,6 +195,8 @@ func Open(cfg Config) (*Runtime, error) {
 		MaxMessage:  cfg.MaxWebSocketMessage,
 		MaxPerGroup: cfg.MaxWebSocketsPerObject,
 		Now:         cfg.Clock.Now,
+		// rt.host is set below, before any socket can exist.
+		Live: func(id route.ObjectID) bool { return rt.host.IsLive(id) },
 	})
 	if err != nil {
 		rt.store.Close()

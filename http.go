@@ -65,7 +65,7 @@ func (s *Stub[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && res.upgrade != nil {
 		// The turn's writes are durable: answer the handshake; what the
 		// handler wrote to w is ignored.
-		if err := res.upgrade.Upgrade(w, r); err != nil {
+		if err := res.upgrade.Upgrade(w, r, res.header); err != nil {
 			s.ns.rt.cfg.Logger.Debug("durable: WebSocket handshake failed", "namespace", s.ns.name, "id", s.id.String(), "err", err)
 		}
 		return

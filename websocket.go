@@ -73,8 +73,11 @@ func (w *WebSocket) send(op string, binary bool, b []byte) error {
 
 // Close closes the connection with a close code (1000–1003, 1007–1014 or
 // 3000–4999) and a reason of at most 123 bytes, after the messages already
-// sent, held by the output gate like them. The object gets no close event
-// for a socket it closed. Closing a closed socket does nothing.
+// sent. The close frame waits for the writes made before it to be durable,
+// but unlike a message it is not taken back if the turn then fails: the
+// socket leaves WebSockets() at once and is closed whatever the turn's
+// outcome. The object gets no close event for a socket it closed. Closing
+// a closed socket does nothing.
 func (w *WebSocket) Close(code int, reason string) error {
 	if err := w.check("Close"); err != nil {
 		return err
@@ -146,6 +149,8 @@ func wsError(op string, err error) error {
 // answers the handshake (101) once the turn ended and its writes are
 // durable. Messages sent on the socket in the same turn follow the
 // handshake. If the turn fails, the socket is dropped with its writes.
+// Headers the handler sets on w go out with the 101; to choose a
+// subprotocol, set Sec-WebSocket-Protocol to one the client offered.
 //
 // The class must implement WebSocketHandler. More than
 // Config.MaxWebSocketsPerObject sockets (hibernated ones included), too
@@ -175,6 +180,8 @@ func (s *State) AcceptWebSocket(w http.ResponseWriter, r *http.Request, tags ...
 		return fail("the request came through Fetch, which cannot carry a WebSocket upgrade; proxy it with Stub.ServeHTTP", ErrNotImplemented)
 	case gw.detached:
 		return fail("the client is gone", ErrWebSocketClosed)
+	case gw.sentHeader:
+		return fail("a response was already flushed", nil)
 	case gw.upgrade != nil:
 		return fail("the request was already accepted", nil)
 	}
@@ -270,7 +277,11 @@ func (e wsEvents) Message(c *ws.Conn, binary bool, data []byte, done func()) {
 		return nil, h.WebSocketMessage(ctx, sock, msg)
 	}, func(r host.Reply) {
 		done()
-		if r.Err != nil {
+		switch {
+		case r.Err == nil:
+		case errors.Is(r.Err, ErrClosed):
+			c.Close(nil, ws.CloseGoingAway, "the server is shutting down")
+		default:
 			e.rt.cfg.Logger.Warn("durable: WebSocketMessage failed; the socket is closed with 1011",
 				"namespace", c.Key().Namespace, "id", c.Key().ID, "err", r.Err)
 			c.Close(r.P, ws.CloseInternalError, "the object's handler failed")

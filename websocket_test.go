@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durable-go/durable"
+	"github.com/durable-go/durable/durabletest"
 	"github.com/durable-go/durable/internal/wstest"
 )
 
@@ -506,5 +507,76 @@ func TestWebSocketArgumentLimits(t *testing.T) {
 	cl := wstest.MustDial(t, "ws"+strings.TrimPrefix(srv.URL, "http"))
 	if got := ask(t, cl, "x"); got != "true,true,true,true,true" {
 		t.Fatalf("bad close codes and reasons accepted: %s", got)
+	}
+}
+
+// Fenced is a room whose message handler overruns BlockConcurrencyWhile.
+type Fenced struct {
+	st      *durable.State
+	release chan struct{}
+}
+
+func (r *Fenced) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if _, err := r.st.AcceptWebSocket(w, req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
+}
+
+func (r *Fenced) WebSocketMessage(ctx context.Context, ws *durable.WebSocket, msg durable.Message) error {
+	err := r.st.BlockConcurrencyWhile(func(ctx context.Context) error { <-r.release; return nil })
+	// The overrun fenced the instance: this turn fails whatever it
+	// returns, and what it sends must never leave.
+	ws.SendText(fmt.Sprintf("sent by a fenced turn (bcw error: %v)", err))
+	return nil
+}
+
+func (r *Fenced) WebSocketClose(context.Context, *durable.WebSocket, int, string, bool) error {
+	return nil
+}
+
+func (r *Fenced) WebSocketError(context.Context, *durable.WebSocket, error) error { return nil }
+
+func TestWebSocketSendAfterFenceIsDropped(t *testing.T) {
+	clk := durabletest.NewClock()
+	rt := durabletest.New(t, durable.Config{Clock: clk})
+	release := make(chan struct{})
+	defer close(release)
+	ns := durable.Define(rt, "FENCED", func(st *durable.State) (*Fenced, error) {
+		return &Fenced{st: st, release: release}, nil
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ns.GetByName("r").ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	cl := wstest.MustDial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/")
+	cl.SendText("go")
+	got := make(chan string, 4)
+	go func() {
+		for {
+			m, err := cl.ReadTimeout(20 * time.Second)
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- string(m.Data)
+		}
+	}()
+	// Advance the clock until the overrun fires and the socket is closed
+	// (1011 with the fenced instance): nothing may arrive before that.
+	deadline := time.After(15 * time.Second)
+	for {
+		if clk.Timers() > 0 {
+			clk.Advance(30 * time.Second)
+		}
+		select {
+		case s := <-got:
+			if !strings.HasPrefix(s, "error:") {
+				t.Fatalf("the client received %q from a fenced turn", s)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the socket was neither written to nor closed within 15 s")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

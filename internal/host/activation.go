@@ -79,6 +79,13 @@ type Activation struct {
 	// segment ends, or fails if the segment rolls back. nil: none yet.
 	segOut *gate.Promise // guarded by smu
 	lastP  *gate.Promise // guarded by smu; the promise of the last segment that ended well
+	// segFailed is set when a segment ended in failure (rolled back,
+	// fenced), until the next segment begins: outputs sent meanwhile (by
+	// the failing turn's code) are dropped.
+	segFailed error // guarded by smu
+	// turns counts the turns in progress (a suspended turn, nested turns):
+	// while one is, outputs wait for the next segment end.
+	turns int // guarded by smu
 
 	grant route.Grant
 	log   store.ObjectLog
@@ -263,6 +270,7 @@ func (a *Activation) endSegLocked(p *gate.Promise, failed error) {
 	if failed == nil && p != nil {
 		a.lastP = p
 	}
+	a.segFailed = failed
 	out := a.segOut
 	if out == nil {
 		return
@@ -275,10 +283,15 @@ func (a *Activation) endSegLocked(p *gate.Promise, failed error) {
 	out.Follow(p)
 }
 
+// beganSegLocked notes that a storage segment began.
+func (a *Activation) beganSegLocked() { a.segFailed = nil }
+
 // OutputPromise returns what an output of the object sent now must wait
-// for: the end of the open storage segment (the turn's writes before the
-// output, and any after it in the same segment), or the last segment's
-// promise between turns. nil: nothing to wait for.
+// for: during a turn, the end of its storage segment (the turn's writes
+// before the output, and any after it in the same segment; a suspended
+// turn's output waits for the segment after it resumes); after a segment
+// failed, a failed promise until the next begins (the output is dropped);
+// between turns, the last segment's promise. nil: nothing to wait for.
 func (h *Host) OutputPromise(id route.ObjectID) *gate.Promise {
 	h.mu.Lock()
 	a := h.live[id]
@@ -294,7 +307,10 @@ func (h *Host) OutputPromise(id route.ObjectID) *gate.Promise {
 	if a.segOut != nil {
 		return a.segOut
 	}
-	if a.obj.InTurn() {
+	if a.segFailed != nil {
+		return gate.Resolved(a.segFailed)
+	}
+	if a.turns > 0 || a.obj.InTurn() {
 		a.segOut = gate.New()
 		return a.segOut
 	}
@@ -419,8 +435,8 @@ func (a *Activation) fence(reason error) {
 	resetErr := fmt.Errorf("durable: instance reset: %v: %w", reason, errs.ErrObjectReset)
 	if p, err := a.obj.End(resetErr); err == nil || !errors.Is(err, store.ErrNotInTurn) {
 		a.fencedP = p // the rolled-back turn's batch: what it read
-		a.endSegLocked(nil, resetErr)
 	}
+	a.endSegLocked(nil, resetErr) // what the fenced generation sent is dropped
 }
 
 // kill fences the activation and gives up its storage for good (Close

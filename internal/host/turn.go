@@ -174,6 +174,8 @@ func (a *Activation) turn(m *Msg, level int) {
 		return
 	}
 	ts := newTurnState(a, m.chain, a.gen, level)
+	a.beganSegLocked()
+	a.turns++
 	a.smu.Unlock()
 	ts.active.Store(true)
 	ctx = context.WithValue(ctx, turnKey{}, ts)
@@ -211,11 +213,13 @@ func (a *Activation) turn(m *Msg, level int) {
 	}
 
 	a.smu.Lock()
+	a.turns--
 	if a.gen != ts.gen {
 		// The instance was fenced under this turn (a BlockConcurrencyWhile
 		// overrun, a lost grant, Close): fence rolled the turn back, and the
 		// instance is gone.
 		fp := a.fencedP
+		a.endSegLocked(nil, resetError("the instance was reset during the turn"))
 		a.smu.Unlock()
 		a.inst, a.state = nil, nil
 		if err == nil {
@@ -237,6 +241,13 @@ func (a *Activation) turn(m *Msg, level int) {
 		if reset {
 			a.gen++
 			a.newInterruptLocked()
+		}
+		// Outputs sent while the turn was suspended follow its point, or
+		// are dropped with a turn that failed.
+		if how != returned {
+			a.endSegLocked(nil, err)
+		} else {
+			a.endSegLocked(pointP, nil)
 		}
 		a.smu.Unlock()
 		if reset {
@@ -424,7 +435,9 @@ func (a *Activation) resume(ts *turnState) {
 			"namespace", a.id.Namespace, "id", a.id.ID, "err", err)
 		a.gen++
 		a.newInterruptLocked()
+		return
 	}
+	a.beganSegLocked()
 }
 
 // errPointInTransaction refuses a durability point inside Transaction.
@@ -449,7 +462,9 @@ func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 			a.endSegLocked(nil, err)
 		}
 		if !errors.Is(err, store.ErrNotInTurn) && !errors.Is(err, errs.ErrObjectReset) {
-			a.obj.Begin() // the segment rolled back; the turn goes on
+			if a.obj.Begin() == nil { // the segment rolled back; the turn goes on
+				a.beganSegLocked()
+			}
 		}
 		return nil, err
 	}
@@ -492,6 +507,8 @@ func DurabilityPoint(ctx context.Context) error {
 		if err := a.obj.Begin(); err != nil {
 			a.gen++
 			a.newInterruptLocked()
+		} else {
+			a.beganSegLocked()
 		}
 	}
 	a.smu.Unlock()

@@ -56,24 +56,25 @@ type Conn struct {
 
 	autoTS atomic.Int64 // unix ns of the last auto-response; 0: none
 
-	mu         sync.Mutex
-	nc         net.Conn        // guarded by mu; nil while pending
-	rc         syscall.RawConn // guarded by mu; for the poller
-	state      connState       // guarded by mu
-	left       bool            // guarded by mu; out of the group (its final event decided)
-	tcpClosed  bool            // guarded by mu
-	stopped    bool            // guarded by mu; deliver no more messages (shutdown)
-	q          []frame         // guarded by mu; frames not yet written, in send order
-	queued     int64           // guarded by mu; bytes in q
-	writing    bool            // guarded by mu; a writer owns the queue
-	attachment []byte          // guarded by mu
-	reading    bool            // guarded by mu; a reader goroutine is running
-	paused     bool            // guarded by mu; too many messages in flight: not read
-	inflight   int             // guarded by mu; messages delivered and not done
-	rd         *reader         // guarded by mu while no reader runs; the reader's buffer, kept while it holds unread bytes
-	pre        []byte          // guarded by mu; bytes read with the handshake, not parsed yet
-	closeTimer *time.Timer     // guarded by mu
-	peerClosed bool            // guarded by mu; the client's close frame arrived (or the connection drops once the close frame is out)
+	mu            sync.Mutex
+	nc            net.Conn        // guarded by mu; nil while pending
+	rc            syscall.RawConn // guarded by mu; for the poller
+	state         connState       // guarded by mu
+	left          bool            // guarded by mu; out of the group (its final event decided)
+	tcpClosed     bool            // guarded by mu
+	stopped       bool            // guarded by mu; deliver no more messages (shutdown)
+	q             []frame         // guarded by mu; frames not yet written, in send order
+	queued        int64           // guarded by mu; bytes in q
+	writing       bool            // guarded by mu; a writer owns the queue
+	attachment    []byte          // guarded by mu
+	reading       bool            // guarded by mu; a reader goroutine is running
+	paused        bool            // guarded by mu; too many messages in flight: not read
+	inflight      int             // guarded by mu; messages delivered and not done
+	inflightBytes int             // guarded by mu; their bytes
+	rd            *reader         // guarded by mu while no reader runs; the reader's buffer, kept while it holds unread bytes
+	pre           []byte          // guarded by mu; bytes read with the handshake, not parsed yet
+	closeTimer    *time.Timer     // guarded by mu
+	peerClosed    bool            // guarded by mu; the client's close frame arrived (or the connection drops once the close frame is out)
 
 	// The message being assembled from fragments; owned by the reader
 	// (one at a time: reading).
@@ -158,15 +159,19 @@ func (c *Conn) Send(p *gate.Promise, binary bool, data []byte) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.queued+int64(len(b)) > c.hub.cfg.MaxQueued {
+	if !c.enqueueLocked(frame{p: p, b: b}) {
 		c.mu.Unlock()
-		err := fmt.Errorf("more than %d bytes wait to be written to this WebSocket: the client reads too slowly; it was closed with 1008: %w", c.hub.cfg.MaxQueued, errs.ErrLimit)
-		c.closeWith(nil, ClosePolicyViolation, "the client reads too slowly", err)
-		return err
+		return c.tooSlow()
 	}
-	c.enqueueLocked(frame{p: p, b: b})
 	c.mu.Unlock()
 	return nil
+}
+
+// tooSlow closes a socket whose client does not read what it is sent.
+func (c *Conn) tooSlow() error {
+	err := fmt.Errorf("more than %d bytes wait to be written to this WebSocket: the client reads too slowly; it was closed with 1008: %w", c.hub.cfg.MaxQueued, errs.ErrLimit)
+	c.closeWith(nil, ClosePolicyViolation, "the client reads too slowly", err)
+	return err
 }
 
 // Close closes the socket with code and reason, after the frames already
@@ -236,7 +241,7 @@ func (c *Conn) Discard() {
 	c.q, c.queued = nil, 0
 	c.mu.Unlock()
 	c.leave()
-	c.hub.dropIfEmpty(c.group, nil)
+	c.hub.dropIfEmpty(c.group)
 }
 
 // Abandon ends a pending socket whose handshake failed: the object gets a
@@ -270,6 +275,12 @@ func (c *Conn) Attach(nc net.Conn, pre []byte) error {
 	}
 	h := c.hub
 	h.mu.Lock()
+	if h.shut {
+		h.mu.Unlock()
+		nc.Close()
+		c.Abandon(errors.New("the runtime shut down"))
+		return fmt.Errorf("ws: the hub is shut down: %w", errs.ErrClosed)
+	}
 	h.conns[c.id] = c
 	h.mu.Unlock()
 	h.tcpOpen.Add(1)
@@ -310,11 +321,17 @@ func (h *Hub) isClosing() bool {
 	return h.closing
 }
 
-// enqueueLocked appends f and makes sure a writer will write it.
-func (c *Conn) enqueueLocked(f frame) {
+// enqueueLocked appends f and makes sure a writer will write it. A frame
+// other than a close frame is refused (false) if it would take the bytes
+// waiting beyond MaxQueued.
+func (c *Conn) enqueueLocked(f frame) bool {
+	if !f.close && c.queued+int64(len(f.b)) > c.hub.cfg.MaxQueued {
+		return false
+	}
 	c.q = append(c.q, f)
 	c.queued += int64(len(f.b))
 	c.kickLocked()
+	return true
 }
 
 // kickLocked starts a writer if the queue has frames and none runs.
@@ -452,9 +469,11 @@ func (c *Conn) closeTCP() {
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
 	}
-	rd := c.rd
+	// The buffer goes back to the pool once: here, unless a reader runs
+	// (it releases it when it sees the connection closed).
+	var rd *reader
 	if !c.reading {
-		c.rd = nil
+		rd, c.rd = c.rd, nil
 	}
 	c.mu.Unlock()
 	h := c.hub
@@ -466,7 +485,7 @@ func (c *Conn) closeTCP() {
 		h.mu.Unlock()
 		h.tcpOpen.Add(-1)
 	}
-	if rd != nil && !c.isReading() {
+	if rd != nil {
 		rd.release()
 	}
 }

@@ -39,11 +39,29 @@ func hasToken(values []string, token string) bool {
 	return false
 }
 
-// Upgrade answers the handshake on w (101 Switching Protocols) and attaches
-// the connection to c. On failure c is abandoned (its object gets a Closed
-// event) and the error returned.
-func (c *Conn) Upgrade(w http.ResponseWriter, r *http.Request) error {
+// Upgrade answers the handshake on w (101 Switching Protocols), with the
+// headers in header (its Sec-WebSocket-Protocol chooses the subprotocol),
+// and attaches the connection to c. On failure c is abandoned (its object
+// gets a Closed event) and the error returned.
+func (c *Conn) Upgrade(w http.ResponseWriter, r *http.Request, header http.Header) error {
 	u := gws.HTTPUpgrader{Timeout: DefaultHandshakeLimit}
+	if len(header) > 0 {
+		extra := http.Header{}
+		for k, v := range header {
+			switch http.CanonicalHeaderKey(k) {
+			case "Sec-Websocket-Protocol", "Sec-Websocket-Accept", "Sec-Websocket-Extensions",
+				"Upgrade", "Connection", "Content-Length", "Content-Type", "Transfer-Encoding":
+			default:
+				extra[k] = v
+			}
+		}
+		if len(extra) > 0 {
+			u.Header = extra
+		}
+		if proto := header.Get("Sec-WebSocket-Protocol"); proto != "" {
+			u.Protocol = func(p string) bool { return p == proto }
+		}
+	}
 	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {

@@ -93,6 +93,9 @@ type Config struct {
 	FrameTimeout time.Duration
 	// Now stamps auto-responses (nil: time.Now).
 	Now func() time.Time
+	// Live reports whether an object has a live instance (nil: never);
+	// the group of a live object is kept when its last socket goes.
+	Live func(route.ObjectID) bool
 }
 
 // ErrClosed is the error of a send on a socket that is closing or closed.
@@ -109,10 +112,10 @@ type Hub struct {
 	conns   map[uint64]*Conn          // guarded by mu; sockets with a connection, by id
 	nextID  uint64                    // guarded by mu
 	closing bool                      // guarded by mu; Shutdown began: no new sockets
+	shut    bool                      // guarded by mu; the poller is gone: no connection may attach
 
-	open    atomic.Int64   // sockets in groups (pending, open)
-	tcpOpen atomic.Int64   // connections not yet closed
-	tasks   sync.WaitGroup // readers and writers running
+	open    atomic.Int64 // sockets in groups (pending, open)
+	tcpOpen atomic.Int64 // connections not yet closed
 }
 
 // New starts a Hub.
@@ -134,6 +137,9 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Live == nil {
+		cfg.Live = func(route.ObjectID) bool { return false }
+	}
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = DefaultMaxQueued
 	}
@@ -152,7 +158,7 @@ func New(cfg Config) (*Hub, error) {
 		groups: make(map[route.ObjectID]*Group),
 		conns:  make(map[uint64]*Conn),
 	}
-	p, err := newPoller(h.ready)
+	p, err := newPoller(h.ready, h.log.Error)
 	if err != nil {
 		return nil, fmt.Errorf("ws: %w", err)
 	}
@@ -201,11 +207,11 @@ func (h *Hub) Retired(key route.ObjectID) {
 }
 
 // dropIfEmpty drops g once its last socket left, unless its object is
-// live (live reports that; the instance's retirement drops it later).
-func (h *Hub) dropIfEmpty(g *Group, live func(route.ObjectID) bool) {
+// live (the instance's retirement drops it later).
+func (h *Hub) dropIfEmpty(g *Group) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.groups[g.key] == g && g.empty() && (live == nil || !live(g.key)) {
+	if h.groups[g.key] == g && g.empty() && !h.cfg.Live(g.key) {
 		delete(h.groups, g.key)
 	}
 }
@@ -275,7 +281,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	for _, c := range rest {
 		c.closeTCP()
 	}
-	h.tasks.Wait()
+	h.mu.Lock()
+	h.shut = true
+	h.mu.Unlock()
 	h.poll.close()
 	return err
 }
@@ -368,6 +376,9 @@ func (g *Group) Accept(tags []string, user func(*Conn) any) (*Conn, error) {
 	}
 	h.nextID++
 	c := &Conn{hub: h, group: g, id: h.nextID, tags: append([]string(nil), tags...)}
+	if user != nil {
+		c.User = user(c) // before anyone can list the socket
+	}
 	g.mu.Lock()
 	if len(g.conns) >= h.cfg.MaxPerGroup {
 		g.mu.Unlock()
@@ -378,9 +389,6 @@ func (g *Group) Accept(tags []string, user func(*Conn) any) (*Conn, error) {
 	g.mu.Unlock()
 	h.mu.Unlock()
 	h.open.Add(1)
-	if user != nil {
-		c.User = user(c)
-	}
 	return c, nil
 }
 

@@ -110,7 +110,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := c.Upgrade(w, r); err != nil {
+		if err := c.Upgrade(w, r, nil); err != nil {
 			t.Logf("upgrade: %v", err)
 			return
 		}

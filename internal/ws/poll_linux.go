@@ -21,6 +21,7 @@ type poller struct {
 	wake int // an eventfd that ends the loop
 	fire func(id uint64)
 	done chan struct{}
+	log  func(msg string, args ...any)
 }
 
 // wakeID marks the eventfd's events (socket ids start at 1).
@@ -28,7 +29,7 @@ const wakeID = 0
 
 const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
-func newPoller(fire func(uint64)) (*poller, error) {
+func newPoller(fire func(uint64), log func(string, ...any)) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -44,7 +45,7 @@ func newPoller(fire func(uint64)) (*poller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	p := &poller{epfd: epfd, wake: wake, fire: fire, done: make(chan struct{})}
+	p := &poller{epfd: epfd, wake: wake, fire: fire, done: make(chan struct{}), log: log}
 	go p.loop()
 	return p, nil
 }
@@ -62,6 +63,9 @@ func (p *poller) loop() {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
+			// Cannot happen on a valid epoll descriptor; if it does,
+			// idle sockets are no longer read: say so loudly.
+			p.log("ws: epoll_wait failed; idle WebSockets are no longer read", "err", err)
 			return
 		}
 		for i := range events[:n] {

@@ -10,7 +10,9 @@ const pollerBlocks = true
 
 type poller struct{ fire func(uint64) }
 
-func newPoller(fire func(uint64)) (*poller, error) { return &poller{fire: fire}, nil }
+func newPoller(fire func(uint64), log func(string, ...any)) (*poller, error) {
+	return &poller{fire: fire}, nil
+}
 
 func (p *poller) add(rc syscall.RawConn, id uint64) error { go p.fire(id); return nil }
 

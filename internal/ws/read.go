@@ -97,13 +97,13 @@ func (c *Conn) readLoop() {
 	}
 	nc, rc := c.nc, c.rc
 	c.mu.Unlock()
-	if !pollerBlocks {
-		// The poller saw bytes: a frame that began must arrive whole in
-		// time (this also clears the deadline of the previous wake-up).
-		nc.SetReadDeadline(time.Now().Add(c.hub.cfg.FrameTimeout))
-	}
 	act := actContinue
 	for act == actContinue {
+		if !pollerBlocks {
+			// Bytes arrived: the frame they begin must arrive whole in
+			// time (one frame at a time, so a steady stream is never cut).
+			nc.SetReadDeadline(time.Now().Add(c.hub.cfg.FrameTimeout))
+		}
 		act = c.readFrame(rd)
 		if act == actContinue && rd.empty() {
 			break
@@ -154,11 +154,12 @@ func (c *Conn) resumeRead() {
 	c.hub.poll.rearm(rc, c.id)
 }
 
-// messageDone is called when the object handled a message.
-func (c *Conn) messageDone() {
+// messageDone is called when the object handled a message of n bytes.
+func (c *Conn) messageDone(n int) {
 	c.mu.Lock()
 	c.inflight--
-	resume := c.paused && c.inflight < c.hub.cfg.MaxInflight
+	c.inflightBytes -= n
+	resume := c.paused && !c.overInflightLocked()
 	if resume {
 		c.paused = false
 	}
@@ -198,11 +199,9 @@ func (c *Conn) readFrame(rd *reader) action {
 		gws.Cipher(p, h.Mask, 0)
 		switch h.OpCode {
 		case gws.OpPing:
-			c.mu.Lock()
-			if c.state == stateOpen {
-				c.enqueueLocked(frame{b: compile(gws.OpPong, p)})
+			if !c.reply(compile(gws.OpPong, p)) {
+				return actStop
 			}
-			c.mu.Unlock()
 		case gws.OpClose:
 			return c.peerClose(p)
 		}
@@ -234,8 +233,8 @@ func (c *Conn) readFrame(rd *reader) action {
 	var data []byte
 	var op gws.OpCode
 	if !c.inFrag && h.Fin {
-		data = make([]byte, h.Length)
-		if _, err := io.ReadFull(rd.br, data); err != nil {
+		var err error
+		if data, err = readPayload(rd.br, nil, h.Length); err != nil {
 			return c.readFailed(err)
 		}
 		gws.Cipher(data, h.Mask, 0)
@@ -245,12 +244,11 @@ func (c *Conn) readFrame(rd *reader) action {
 			c.inFrag, c.fragOp = true, h.OpCode
 		}
 		start := len(c.frag)
-		c.frag = slices.Grow(c.frag, int(h.Length))[:start+int(h.Length)]
-		part := c.frag[start:]
-		if _, err := io.ReadFull(rd.br, part); err != nil {
+		var err error
+		if c.frag, err = readPayload(rd.br, c.frag, h.Length); err != nil {
 			return c.readFailed(err)
 		}
-		gws.Cipher(part, h.Mask, 0)
+		gws.Cipher(c.frag[start:], h.Mask, 0)
 		if !h.Fin {
 			return actContinue
 		}
@@ -264,27 +262,79 @@ func (c *Conn) readFrame(rd *reader) action {
 	return c.deliver(binary, data)
 }
 
+// payloadStep bounds how far a payload buffer grows ahead of the bytes
+// that arrived: a header alone never makes the server allocate what it
+// declares.
+const payloadStep = 64 << 10
+
+// readPayload appends n bytes read from r to dst, growing dst as they
+// arrive.
+func readPayload(r io.Reader, dst []byte, n int64) ([]byte, error) {
+	for n > 0 {
+		step := min(n, payloadStep)
+		if free := int64(cap(dst) - len(dst)); free < step {
+			// Double (so reading n bytes costs O(n)), but never beyond
+			// what is left to read.
+			grow := max(step, min(int64(len(dst)), n))
+			dst = slices.Grow(dst, int(grow))
+		}
+		take := min(n, int64(cap(dst)-len(dst)))
+		start := len(dst)
+		dst = dst[:start+int(take)]
+		if _, err := io.ReadFull(r, dst[start:]); err != nil {
+			return dst[:start], err
+		}
+		n -= take
+	}
+	return dst, nil
+}
+
+// reply queues a frame the runtime answers with (a pong, the
+// auto-response) unless the socket is closing; a client that does not read
+// its answers is closed with 1008 (false).
+func (c *Conn) reply(b []byte) bool {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return true
+	}
+	ok := c.enqueueLocked(frame{b: b})
+	c.mu.Unlock()
+	if !ok {
+		c.tooSlow()
+	}
+	return ok
+}
+
+// maxInflightBytes bounds the bytes of one socket's messages waiting for
+// their object (at least one message of any size is let through).
+const maxInflightBytes = 1 << 20
+
+func (c *Conn) overInflightLocked() bool {
+	return c.inflight >= c.hub.cfg.MaxInflight || c.inflightBytes >= maxInflightBytes
+}
+
 // deliver answers the auto-response or hands the message to the Sink.
 func (c *Conn) deliver(binary bool, data []byte) action {
 	if !binary {
 		if ar := c.group.auto.Load(); ar != nil && string(data) == ar.Request {
-			c.mu.Lock()
-			if c.state == stateOpen {
-				c.enqueueLocked(frame{b: ar.frame})
+			if !c.reply(ar.frame) {
+				return actStop
 			}
-			c.mu.Unlock()
 			c.autoTS.Store(c.hub.cfg.Now().UnixNano())
 			return actContinue
 		}
 	}
+	n := len(data)
 	c.mu.Lock()
 	c.inflight++
-	pause := c.inflight >= c.hub.cfg.MaxInflight
+	c.inflightBytes += n
+	pause := c.overInflightLocked()
 	if pause {
 		c.paused = true
 	}
 	c.mu.Unlock()
-	c.hub.cfg.Sink.Message(c, binary, data, c.messageDone)
+	c.hub.cfg.Sink.Message(c, binary, data, func() { c.messageDone(n) })
 	if pause {
 		return actPause
 	}
