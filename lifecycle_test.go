@@ -491,3 +491,39 @@ func TestRunInObject(t *testing.T) {
 		t.Fatal()
 	}
 }
+
+// Schema is a class whose constructor creates its table.
+type Schema struct{ st *durable.State }
+
+func (s *Schema) Fail(ctx context.Context, v int64) (int64, error) {
+	if err := s.st.Storage().Exec("INSERT INTO t VALUES (?)", v).Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("this turn fails")
+}
+
+func (s *Schema) Add(ctx context.Context, v int64) (int64, error) {
+	if err := s.st.Storage().Exec("INSERT INTO t VALUES (?)", v).Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	return n, s.st.Storage().Exec("SELECT count(*) FROM t").Scan(&n)
+}
+
+// What the constructor wrote commits on its own: a first turn that fails
+// rolls back its own writes, not the table the live instance relies on.
+func TestConstructorWritesSurviveAFailedFirstTurn(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "SCHEMA", func(st *durable.State) (*Schema, error) {
+		return &Schema{st: st}, st.Storage().Exec("CREATE TABLE IF NOT EXISTS t (v INTEGER)").Err()
+	})
+	stub := ns.GetByName("s")
+	ctx := context.Background()
+	if _, err := durable.Call(ctx, stub, (*Schema).Fail, 1); err == nil {
+		t.Fatal("Fail did not fail")
+	}
+	n, err := durable.Call(ctx, stub, (*Schema).Add, 2)
+	if err != nil || n != 1 {
+		t.Fatalf("Add after a failed first turn = %d, %v; want 1 row (the failed turn's row rolled back, the table kept)", n, err)
+	}
+}

@@ -1,10 +1,12 @@
 // Command durable runs durable objects.
 //
-//	durable serve [--dir ./data] [--addr 127.0.0.1:8787] [--app examples]
+//	durable serve [--dir ./data] [--addr 127.0.0.1:8787] [--app examples|bench]
 //	              [--idle-timeout 70s] [--hibernate-after 10s]
+//	              [--max-open-databases N]
 //
-// serve hosts the example apps (DESIGN.md §5) on an embedded runtime whose
-// data lives in --dir. SIGINT or SIGTERM drains in-flight requests, commits,
+// serve hosts the example apps (DESIGN.md §5), or with --app bench the
+// routes of the peer benchmark's worker, on an embedded runtime whose data
+// lives in --dir. SIGINT or SIGTERM drains in-flight requests, commits,
 // and exits 0.
 package main
 

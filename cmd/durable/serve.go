@@ -19,6 +19,7 @@ import (
 	"github.com/durable-go/durable/examples/counter"
 	"github.com/durable-go/durable/examples/ratelimiter"
 	"github.com/durable-go/durable/examples/seats"
+	"github.com/durable-go/durable/internal/benchapp"
 	"github.com/durable-go/durable/internal/httpjson"
 )
 
@@ -29,7 +30,8 @@ func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dir := fs.String("dir", "./data", "data directory")
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
-	app := fs.String("app", "examples", "app to serve: examples")
+	app := fs.String("app", "examples", "app to serve: examples, or bench (the peer benchmark's routes)")
+	maxOpen := fs.Int("max-open-databases", 0, "keep at most this many SQLite databases open (0: a quarter of the open-files limit)")
 	idle := fs.Duration("idle-timeout", durable.DefaultIdleTimeout, "evict an instance idle this long")
 	hibernate := fs.Duration("hibernate-after", durable.DefaultHibernateAfter, "evict an instance whose only activity is WebSockets after this long")
 	if err := fs.Parse(args); err != nil {
@@ -40,7 +42,12 @@ func serve(args []string) int {
 		log.Error("durations must be positive", "idle-timeout", *idle, "hibernate-after", *hibernate)
 		return 2
 	}
-	rt, err := durable.Open(durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate, Logger: log})
+	if *maxOpen < 0 {
+		log.Error("--max-open-databases must not be negative", "max-open-databases", *maxOpen)
+		return 2
+	}
+	rt, err := durable.Open(durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate,
+		MaxOpenDatabases: *maxOpen, Logger: log})
 	if err != nil {
 		log.Error("open runtime", "dir", *dir, "err", err)
 		return 1
@@ -50,6 +57,9 @@ func serve(args []string) int {
 	switch *app {
 	case "examples":
 		mountExamples(mux, rt)
+		mux.HandleFunc("/", httpjson.NotFound)
+	case "bench":
+		mux.Handle("/", benchapp.Handler(benchapp.Define(rt)))
 	default:
 		log.Error("unknown app", "app", *app)
 		rt.Close(context.Background())
@@ -71,7 +81,6 @@ func serve(args []string) int {
 			"websockets": s.WebSockets, "hibernated_websockets": s.HibernatedWebSockets,
 		})
 	})
-	mux.HandleFunc("/", httpjson.NotFound)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			w.Header().Set("Connection", "close")

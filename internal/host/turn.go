@@ -301,6 +301,9 @@ func (a *Activation) turn(m *Msg, level int) {
 func (a *Activation) build(ctx context.Context) (any, error, outcome) {
 	inst, err, how := a.protect(func() (any, error) { return a.construct(ctx) })
 	if err == nil {
+		err = a.commitConstruction(ctx)
+	}
+	if err == nil {
 		a.inst = inst
 		return inst, nil, how
 	}
@@ -310,6 +313,42 @@ func (a *Activation) build(ctx context.Context) (any, error, outcome) {
 		ts.resetReason = err
 	}
 	return nil, err, how
+}
+
+// commitConstruction ends the turn's storage segment once the constructor
+// returned, so that what the constructor wrote (typically its schema)
+// commits on its own: a turn that then fails rolls back its own writes,
+// never the schema under the live instance built on it. The segment's
+// promise orders before the turn's later outputs (promises resolve in
+// order), so nothing waits on it here.
+func (a *Activation) commitConstruction(ctx context.Context) error {
+	ts := turnFrom(ctx)
+	if ts == nil {
+		return nil
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.outgoing > 0 {
+		return nil // the segment ended at the calls' durability point
+	}
+	if _, err := a.point(ts); err != nil {
+		if errors.Is(err, store.ErrNotInTurn) {
+			return nil // no storage segment is open: nothing to commit
+		}
+		return err
+	}
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.gen != ts.gen || a.dead {
+		return resetError("the instance was reset during construction")
+	}
+	if err := a.obj.Begin(); err != nil {
+		a.gen++
+		a.newInterruptLocked()
+		return resetError("the object's storage failed after construction")
+	}
+	a.beganSegLocked()
+	return nil
 }
 
 // Instance returns the instance, constructing it if the turn in ctx is

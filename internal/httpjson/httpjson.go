@@ -83,27 +83,40 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 	Error(w, http.StatusNotFound, "no route for "+r.URL.Path)
 }
 
-// Fail answers for an error of a call into an object. This is the one
-// table from durable's errors to HTTP statuses: overloaded, closed or reset
-// → 503 with Retry-After; an invalid ID → 400; a limit → 413; a deadline →
-// 504; anything else → 500. A cancelled request gets nothing (the client
-// is gone).
+// Fail answers for an error of a call into an object with the status of
+// [Status] and {"error": ...}. A cancelled request gets nothing (the
+// client is gone).
 func Fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, ok := Status(err)
+	if !ok {
+		return
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	Error(w, status, err.Error())
+}
+
+// Status is the one table from durable's errors to HTTP statuses:
+// overloaded, closed or reset → 503 (retryable: send Retry-After); an
+// invalid ID → 400; a limit → 413; a deadline → 504; anything else → 500.
+// ok is false for a cancelled request, which gets no answer.
+func Status(err error) (status int, ok bool) {
 	var de *durable.Error
 	switch {
 	case errors.Is(err, context.Canceled):
+		return 0, false
 	case errors.Is(err, context.DeadlineExceeded):
-		Error(w, http.StatusGatewayTimeout, err.Error())
+		return http.StatusGatewayTimeout, true
 	case errors.As(err, &de) && de.Overloaded,
 		errors.Is(err, durable.ErrClosed),
 		errors.Is(err, durable.ErrObjectReset):
-		w.Header().Set("Retry-After", "1")
-		Error(w, http.StatusServiceUnavailable, err.Error())
+		return http.StatusServiceUnavailable, true
 	case errors.Is(err, durable.ErrInvalidID):
-		Error(w, http.StatusBadRequest, err.Error())
+		return http.StatusBadRequest, true
 	case errors.Is(err, durable.ErrLimit):
-		Error(w, http.StatusRequestEntityTooLarge, err.Error())
+		return http.StatusRequestEntityTooLarge, true
 	default:
-		Error(w, http.StatusInternalServerError, err.Error())
+		return http.StatusInternalServerError, true
 	}
 }

@@ -206,7 +206,7 @@ func (c *Cursor) Scan(dest ...any) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	if c.cur == nil && !c.done && c.pos == 0 && (c.next != nil || c.returned == 0) {
+	if c.cur == nil && !c.done && c.pos == 0 && (c.next != nil || len(c.rows) > 0 || c.returned == 0) {
 		if !c.Next() {
 			if err := c.check(); err != nil {
 				return err

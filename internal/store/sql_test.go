@@ -337,3 +337,17 @@ func mustExec(t *testing.T, o *Object, q string, args ...any) *Cursor {
 	}
 	return c
 }
+
+// Scan before Next reads the first row of a write's RETURNING rows too.
+func TestCursor_ScanReturningWithoutNext(t *testing.T) {
+	inTurn(t, func(o *Object) {
+		mustExec(t, o, "CREATE TABLE c (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+		for want := int64(1); want <= 2; want++ {
+			var n int64
+			err := o.Exec("INSERT INTO c VALUES (1, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1 RETURNING n").Scan(&n)
+			if err != nil || n != want {
+				t.Fatalf("upsert RETURNING: Scan = %d, %v; want %d", n, err, want)
+			}
+		}
+	})
+}
