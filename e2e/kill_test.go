@@ -18,11 +18,15 @@ import (
 	"time"
 )
 
-var cyclesFlag = flag.Int("e2e.cycles", 0, "TestServe_KillUnderLoad: kill cycles (0: $"+cyclesEnv+", else 5)")
+var (
+	cyclesFlag = flag.Int("e2e.cycles", 0, "kill tests: kill cycles (0: -long, $"+cyclesEnv+", else 5)")
+	longFlag   = flag.Bool("long", false, "kill tests: 200 kill cycles")
+)
 
 const (
 	cyclesEnv     = "DURABLE_E2E_CYCLES"
 	defaultCycles = 5
+	longCycles    = 200
 
 	killCounters = 8  // counter names
 	killWorkers  = 16 // concurrent clients, two per name
@@ -41,6 +45,9 @@ const (
 func killCycles(t *testing.T) int {
 	if *cyclesFlag > 0 {
 		return *cyclesFlag
+	}
+	if *longFlag {
+		return longCycles
 	}
 	if s := os.Getenv(cyclesEnv); s != "" {
 		n, err := strconv.Atoi(s)

@@ -16,17 +16,21 @@ const (
 )
 
 // SetAlarm records the object's alarm at atMs (Unix ms) in its storage,
-// within the current turn, and its index entry; the turn's outputs wait for
-// the entry to be durable.
+// within the current turn. The index entry is written and made durable
+// first: the record can reach the disk (or, after a SIGKILL, the page
+// cache) only once the entry is there, so an object with a record always
+// has an entry and its alarm is never lost. The wait is one sync round of
+// the index, which other turns share.
 func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
+	if err := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs).Wait(context.Background()); err != nil {
+		return err
+	}
 	err := a.Do(gen, func(o *store.Object) error { return o.SetAlarmRecord(atMs, 0) })
 	if err != nil {
 		return err
 	}
-	p := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs)
 	if ts := a.current; ts != nil && ts.active.Load() {
 		ts.mu.Lock()
-		ts.extra = append(ts.extra, p)
 		ts.alarmSetMs = atMs
 		ts.mu.Unlock()
 	}

@@ -32,9 +32,6 @@ type turnState struct {
 	resetReason error
 
 	mu sync.Mutex
-	// extra are promises the turn's outputs also wait for (the alarm
-	// index entries of the alarms it set).
-	extra []*gate.Promise // guarded by mu
 	// outgoing counts the calls out of the turn in flight. The first one
 	// ends the storage segment at a durability point and suspends the
 	// turn; the last one to return resumes it, unless the turn ended
@@ -51,26 +48,6 @@ type turnState struct {
 
 func newTurnState(a *Activation, chain, gen uint64, level int) *turnState {
 	return &turnState{a: a, chain: chain, gen: gen, level: level}
-}
-
-// addExtra makes the turn's outputs wait for p too.
-func (ts *turnState) addExtra(p *gate.Promise) {
-	ts.mu.Lock()
-	ts.extra = append(ts.extra, p)
-	ts.mu.Unlock()
-}
-
-// takeExtra returns p joined with the turn's extra promises, and forgets
-// them.
-func (ts *turnState) takeExtra(p *gate.Promise) *gate.Promise {
-	ts.mu.Lock()
-	extra := ts.extra
-	ts.extra = nil
-	ts.mu.Unlock()
-	if len(extra) == 0 {
-		return p
-	}
-	return gate.All(append([]*gate.Promise{p}, extra...)...)
 }
 
 func (ts *turnState) lostErr() error {
@@ -231,7 +208,7 @@ func (a *Activation) turn(m *Msg, level int) {
 		if fp == nil {
 			fp = gate.Resolved(nil)
 		}
-		m.reply(Reply{Err: err, P: ts.takeExtra(fp)})
+		m.reply(Reply{Err: err, P: fp})
 		return
 	}
 	if detached {
@@ -253,7 +230,7 @@ func (a *Activation) turn(m *Msg, level int) {
 		if reset {
 			a.inst, a.state = nil, nil
 		}
-		m.reply(Reply{V: v, Err: err, P: ts.takeExtra(pointP)})
+		m.reply(Reply{V: v, Err: err, P: pointP})
 		return
 	}
 	storedName := false
@@ -262,7 +239,6 @@ func (a *Activation) turn(m *Msg, level int) {
 		storedName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
 	}
 	p, endErr := a.obj.End(err)
-	p = ts.takeExtra(p)
 	if err != nil {
 		a.endSegLocked(nil, err)
 	} else if endErr != nil {
@@ -508,11 +484,6 @@ func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 		return nil, err
 	}
 	a.obj.Commit()
-	// ts.mu is held by the caller: take the extra promises directly.
-	if len(ts.extra) > 0 {
-		p = gate.All(append([]*gate.Promise{p}, ts.extra...)...)
-		ts.extra = nil
-	}
 	a.endSegLocked(p, nil)
 	return p, nil
 }
