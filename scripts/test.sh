@@ -12,3 +12,7 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go test -race"
 go test -race -timeout 30m "$@" ./...
+# The side-by-side harness's load client is its own module (bench/load:
+# its chart library stays out of the library's dependencies).
+echo "== bench/load"
+(cd bench/load && go vet ./... && go test -race -timeout 5m ./...)

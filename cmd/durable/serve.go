@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -31,6 +32,7 @@ func serve(args []string) int {
 	dir := fs.String("dir", "./data", "data directory")
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
 	app := fs.String("app", "examples", "app to serve: examples, or bench (the peer benchmark's routes)")
+	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	maxOpen := fs.Int("max-open-databases", 0, "keep at most this many SQLite databases open (0: a quarter of the open-files limit)")
 	idle := fs.Duration("idle-timeout", durable.DefaultIdleTimeout, "evict an instance idle this long")
 	hibernate := fs.Duration("hibernate-after", durable.DefaultHibernateAfter, "evict an instance whose only activity is WebSockets after this long")
@@ -89,6 +91,13 @@ func serve(args []string) int {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			log.Error("pprof listen", "addr", *pprofAddr, "err", err)
+			rt.Close(context.Background())
+			return 1
+		}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Error("listen", "addr", *addr, "err", err)
@@ -132,4 +141,21 @@ func mountExamples(mux *http.ServeMux, rt *durable.Runtime) {
 	chat.Mount(mux, chat.Define(rt))
 	ratelimiter.Mount(mux, ratelimiter.Define(rt, nil))
 	seats.Mount(mux, seats.Define(rt))
+}
+
+// servePprof serves the profiling endpoints on their own listener, never
+// on the app's address.
+func servePprof(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	log.Info("pprof serving", "addr", ln.Addr().String())
+	go http.Serve(ln, mux)
+	return nil
 }
