@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"os"
 	"testing"
 )
@@ -38,6 +39,35 @@ func TestObject_PutGetAcrossReopen(t *testing.T) {
 		var v string
 		if err := o2.Exec("SELECT v FROM t WHERE k = ?", 1).Scan(&v); err != nil || v != "one" {
 			t.Errorf("SELECT = %q %v", v, err)
+		}
+		return nil
+	})
+}
+
+// A new object's database is written from the template: a WAL-mode file
+// with the internal tables, no rollback journal left, usable at once.
+func TestObject_CreatedFromTemplate(t *testing.T) {
+	st := mustStore(t)
+	o := mustObject(t, st, "NS", "fresh1")
+	mustTurn(t, o, func() error { return o.Put("k", "v") })
+	path := st.Path("NS", "fresh1")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 100 || string(b[:16]) != "SQLite format 3\x00" || b[18] != 2 || b[19] != 2 {
+		t.Fatalf("the new database's header is not a WAL-mode SQLite header: % x", b[:min(len(b), 20)])
+	}
+	if _, err := os.Stat(path + "-journal"); !os.IsNotExist(err) {
+		t.Errorf("a rollback journal was left beside the new database: %v", err)
+	}
+	if !bytes.Equal(b, st.template) { // the write went to the WAL
+		t.Errorf("the file (%d bytes) is not the template (%d bytes)", len(b), len(st.template))
+	}
+	mustTurn(t, o, func() error {
+		var s string
+		if ok, err := o.Get("k", &s); !ok || err != nil || s != "v" {
+			t.Errorf("Get = %q %v %v", s, ok, err)
 		}
 		return nil
 	})

@@ -173,3 +173,20 @@ func rssBytes(t *testing.T) int64 {
 	pages, _ := strconv.ParseInt(strings.Fields(string(b))[1], 10, 64)
 	return pages * int64(os.Getpagesize())
 }
+
+// BenchmarkCreate creates a new object's database and commits one write in
+// it, one object after another, waiting until the write is durable: the
+// cost of a cold activation of a new object at the store.
+func BenchmarkCreate(b *testing.B) {
+	st := mustStore(b, Config{MaxOpenDatabases: 64})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		o, err := st.Acquire("BENCH", "new"+strconv.Itoa(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mustTurn(b, o, func() error { return o.Put("k", i) })
+		o.Release()
+	}
+}

@@ -105,6 +105,8 @@ type Store struct {
 	fs      *walTracker
 	coord   *coordinator
 	log     *slog.Logger
+	// template is a new object's database file (see buildTemplate).
+	template []byte
 
 	mu      sync.Mutex
 	objects map[objectKey]*Object // guarded by mu; acquired or open objects
@@ -140,6 +142,10 @@ func Open(cfg Config) (*Store, error) {
 	if base == nil {
 		base = vfs.Find("")
 	}
+	template, err := buildTemplate()
+	if err != nil {
+		return nil, fmt.Errorf("store: build the new-database template: %w", err)
+	}
 	syncer := cfg.Syncer
 	if syncer == nil {
 		syncer, err = newOSSyncer(dir)
@@ -148,12 +154,13 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	st := &Store{
-		cfg:     cfg,
-		dir:     dir,
-		vfsName: fmt.Sprintf("durable-%d", vfsSeq.Add(1)),
-		fs:      newWALTracker(base),
-		log:     cfg.Logger,
-		objects: make(map[objectKey]*Object),
+		cfg:      cfg,
+		dir:      dir,
+		vfsName:  fmt.Sprintf("durable-%d", vfsSeq.Add(1)),
+		fs:       newWALTracker(base),
+		log:      cfg.Logger,
+		template: template,
+		objects:  make(map[objectKey]*Object),
 	}
 	vfs.Register(st.vfsName, st.fs)
 	st.coord = newCoordinator(syncer, cfg.SyncfsThreshold, cfg.Logger)
