@@ -3,8 +3,10 @@ package durable
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"reflect"
+	"sync/atomic"
 
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/hooks"
@@ -23,6 +25,28 @@ type Namespace[T any] struct {
 	handler bool               // T implements http.Handler
 	alarmer bool               // T implements Alarmer
 	ws      bool               // T implements WebSocketHandler
+
+	// byName caches the stubs GetByName made (see stubCache).
+	byName stubCache[T]
+}
+
+// stubCacheSize is the number of slots of a namespace's stub cache.
+const stubCacheSize = 4096
+
+// stubCache is a direct-mapped cache of stubs by name: deriving an ID from
+// a name costs two HMAC-SHA256 computations, which the hot path of a
+// front end calling the same objects again and again need not repeat. A
+// slot holds the stub last made for a name hashing to it; stubs are
+// immutable, so one may be handed to any number of callers. Bounded: a
+// namespace's cache never holds more than stubCacheSize stubs.
+type stubCache[T any] struct {
+	seed  maphash.Seed
+	slots [stubCacheSize]atomic.Pointer[namedStub[T]]
+}
+
+type namedStub[T any] struct {
+	name string
+	stub *Stub[T]
 }
 
 // Define binds a class to a namespace name on rt. T must be a pointer type
@@ -42,6 +66,7 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 		panic(fmt.Sprintf("durable: Define(%q): nil constructor", name))
 	}
 	n := &Namespace[T]{rt: rt, name: name, key: id.NamespaceKey(rt.secret, name), methods: map[uintptr]string{},
+		byName:  stubCache[T]{seed: maphash.MakeSeed()},
 		handler: t.Implements(reflect.TypeFor[http.Handler]()),
 		alarmer: t.Implements(reflect.TypeFor[Alarmer]()),
 		ws:      t.Implements(reflect.TypeFor[WebSocketHandler]()),
@@ -118,7 +143,16 @@ func (n *Namespace[T]) Get(i ID) *Stub[T] {
 }
 
 // GetByName is Get(IDFromName(name)).
-func (n *Namespace[T]) GetByName(name string) *Stub[T] { return n.Get(n.IDFromName(name)) }
+func (n *Namespace[T]) GetByName(name string) *Stub[T] {
+	slot := &n.byName.slots[maphash.String(n.byName.seed, name)%stubCacheSize]
+	if e := slot.Load(); e != nil && e.name == name {
+		return e.stub
+	}
+	i := n.IDFromName(name) // valid by construction: no check of its tag
+	s := &Stub[T]{ns: n, id: i, oid: route.ObjectID{Namespace: n.name, ID: i.String()}}
+	slot.Store(&namedStub[T]{name: name, stub: s})
+	return s
+}
 
 func (n *Namespace[T]) typeName() string { return reflect.TypeFor[T]().String() }
 

@@ -284,6 +284,29 @@ func TestIDs(t *testing.T) {
 	}
 }
 
+// GetByName's stub cache never hands out a stub of another name: with
+// 20,000 names many share a slot, and each stub is still its name's.
+func TestGetByName_CacheKeepsNamesApart(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	for round := range 2 {
+		for i := range 20000 {
+			name := fmt.Sprintf("n%d", i)
+			s := ns.GetByName(name)
+			if id := s.ID(); !id.Equal(ns.IDFromName(name)) || id.Name() != name {
+				t.Fatalf("round %d: GetByName(%q) has ID %v (name %q); want %v", round, name, id, id.Name(), ns.IDFromName(name))
+			}
+		}
+	}
+	if a, b := ns.GetByName("hot"), ns.GetByName("hot"); a != b {
+		t.Error("a name asked for twice in a row got two stubs: the cache does not hold")
+	}
+	v, err := durable.Call(context.Background(), ns.GetByName("hot"), (*Counter).Increment, 2)
+	if err != nil || v != 2 {
+		t.Fatalf("call through a cached stub = %d, %v", v, err)
+	}
+}
+
 func TestOpen_LockedDir(t *testing.T) {
 	dir := t.TempDir()
 	rt := durabletest.New(t, durable.Config{Dir: dir})
