@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -71,4 +72,25 @@ func TestObject_CreatedFromTemplate(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A ".new" file a crash left beside a database that was never renamed into
+// place is overwritten by the next creation, and none is left behind.
+func TestObject_CreateOverStaleNewFile(t *testing.T) {
+	st := mustStore(t)
+	path := st.Path("NS", "stale1")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".new", []byte("torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := mustObject(t, st, "NS", "stale1")
+	mustTurn(t, o, func() error { return o.Put("k", "v") })
+	if _, err := os.Stat(path + ".new"); !os.IsNotExist(err) {
+		t.Errorf("the .new file is still there: %v", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, st.template) {
+		t.Errorf("the database is not the template: %d bytes, %v", len(b), err)
+	}
 }

@@ -156,10 +156,14 @@ func (st *Store) writeTemplate(path string) error {
 	return err
 }
 
-// writeFileSynced creates path (it must not exist) holding b, and
-// fdatasyncs it.
+// writeFileSynced creates path holding b, atomically and durably: b goes
+// to path+".new", is fdatasynced, and is renamed to path, so that after a
+// crash path is either absent or complete (a torn new file would otherwise
+// be a database SQLite cannot open). A ".new" file left by a crash is
+// overwritten by the next attempt.
 func writeFileSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := path + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
@@ -170,10 +174,17 @@ func writeFileSynced(path string, b []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
 	return err
 }
 
-// writeVFSFileSynced is writeFileSynced through a VFS.
+// writeVFSFileSynced is writeFileSynced through a VFS, which has no
+// rename: the file is written in place, then synced.
 func writeVFSFileSynced(fs vfs.VFS, path string, b []byte) error {
 	f, _, err := fs.Open(path, vfs.OPEN_MAIN_DB|vfs.OPEN_CREATE|vfs.OPEN_EXCLUSIVE|vfs.OPEN_READWRITE)
 	if err != nil {
