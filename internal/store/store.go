@@ -276,9 +276,41 @@ func (st *Store) touchLocked(o *Object) {
 func (st *Store) opened(o *Object) {
 	st.mu.Lock()
 	o.lruElem = st.lru.PushFront(o)
-	st.openConns.Add(1)
+	n := st.openConns.Add(1)
 	st.mu.Unlock()
+	if limit := st.hardLimit(); n > limit {
+		// The closer is behind (a burst of new objects opens faster than
+		// one closer checkpoints and closes): the opener closes some
+		// itself, so the open databases (memory, file descriptors) stay
+		// bounded.
+		st.closeLRU(limit, 64)
+	}
 	st.trim()
+}
+
+// hardLimit is how far past MaxOpenDatabases the open databases may get
+// while the closer catches up: 1/32 more, at least 8.
+func (st *Store) hardLimit() int64 {
+	m := int64(st.cfg.MaxOpenDatabases)
+	return m + max(8, m/32)
+}
+
+// closeLRU closes least recently used idle connections while more than
+// limit are open, looking at most at the scan least recently used ones
+// (busy ones are skipped).
+func (st *Store) closeLRU(limit int64, scan int) {
+	st.mu.Lock()
+	var victims []*Object
+	for e := st.lru.Back(); e != nil && len(victims) < scan; e = e.Prev() {
+		victims = append(victims, e.Value.(*Object))
+	}
+	st.mu.Unlock()
+	for _, v := range victims {
+		if st.openConns.Load() <= limit {
+			return
+		}
+		v.closeIfIdle()
+	}
 }
 
 // trim asks the closer goroutine to close least recently used idle
@@ -294,6 +326,10 @@ func (st *Store) trim() {
 	default:
 	}
 }
+
+// closerWorkers close connections in parallel: a close waits mostly on
+// its syncs.
+const closerWorkers = 4
 
 // closeLoop is the closer goroutine. An object in use, in a batch or
 // waiting for a sync is skipped: the limit is soft while every connection
@@ -316,12 +352,25 @@ func (st *Store) closeLoop() {
 			victims = append(victims, e.Value.(*Object))
 		}
 		st.mu.Unlock()
+		work := make(chan *Object)
+		var wg sync.WaitGroup
+		for range min(closerWorkers, len(victims)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for v := range work {
+					v.closeIfIdle()
+				}
+			}()
+		}
 		for _, v := range victims {
 			if st.openConns.Load() <= int64(st.cfg.MaxOpenDatabases) {
 				break
 			}
-			v.closeIfIdle()
+			work <- v
 		}
+		close(work)
+		wg.Wait()
 	}
 }
 

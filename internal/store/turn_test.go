@@ -466,3 +466,46 @@ func TestSync_VolumePath(t *testing.T) {
 		t.Errorf("no syncfs with 8 busy objects and a threshold of 2: %+v", s)
 	}
 }
+
+// A burst of new objects opening faster than the closer closes never
+// takes the open databases far past the cap: openers close some
+// themselves past the hard limit.
+func TestStore_OpenDatabasesBoundedUnderBurst(t *testing.T) {
+	const maxOpen, workers, perWorker = 8, 8, 40
+	st := mustStore(t, Config{MaxOpenDatabases: maxOpen})
+	var peak atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				o, err := st.Acquire("NS", fmt.Sprintf("w%d-%d", w, i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				p, err := turn(t, o, func() error { return o.Put("k", i) })
+				if err != nil {
+					t.Error(err)
+				} else {
+					waitDurable(t, p) // as the runtime's reply waits
+				}
+				for {
+					n, p := st.Stats().OpenDatabases, peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				o.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	// Each worker may hold one database open past the hard limit (its own,
+	// busy in its turn) and one the closer has not reached yet.
+	if limit := st.hardLimit() + 2*workers; peak.Load() > limit {
+		t.Errorf("open databases peaked at %d with MaxOpenDatabases %d (bound %d)", peak.Load(), maxOpen, limit)
+	}
+	t.Logf("peak open databases %d (MaxOpenDatabases %d, hard limit %d)", peak.Load(), maxOpen, st.hardLimit())
+}
