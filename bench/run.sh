@@ -6,7 +6,7 @@
 #
 #   bench/run.sh                    # 5 rounds of every scenario, then the report
 #   ROUNDS=7 bench/run.sh
-#   ONLY="hot cold" bench/run.sh    # any of: hot kv cold ws bcast idle alarm
+#   ONLY="hot cold" bench/run.sh    # any of: ceiling hot kv cold ws bcast idle alarm
 #   NO_WORKERD=1 bench/run.sh       # durable alone
 #   WRITE_DOCS=0 bench/run.sh       # keep docs/ untouched
 #
@@ -21,7 +21,7 @@ set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-5}
-ONLY=${ONLY:-"hot kv cold ws bcast idle alarm"}
+ONLY=${ONLY:-"ceiling hot kv cold ws bcast idle alarm"}
 WORKERD_VERSION=${WORKERD_VERSION:-1.20261117.1}
 WRITE_DOCS=${WRITE_DOCS:-1}
 DUR=${DUR:-10s}          # hot loads
@@ -135,6 +135,14 @@ measure() {
 # one SERVER ROUND: every selected scenario against a fresh server each.
 one() {
   local s=$1 r=$2
+  if want ceiling; then
+    # No object at all: GET /health measures the HTTP stack and the load
+    # client on these 2 cores, the ceiling of every HTTP row.
+    start "$s" ceiling && {
+      measure "$s" "$r" http_ceiling_c64 hot -method GET -path /health -c 64 -d "$DUR"
+      stop
+    }
+  fi
   if want hot; then
     start "$s" hot && {
       measure "$s" "$r" hot_counter_c1 hot -path /counter/hot/inc -c 1 -d "$DUR"

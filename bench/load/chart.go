@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 )
 
@@ -23,18 +26,20 @@ type chartBar struct {
 
 var (
 	throughputBars = []chartBar{
-		{"counter c=1 req/s", "hot_counter_c1", "rps"},
-		{"counter c=64 req/s", "hot_counter_c64", "rps"},
-		{"kv c=64 req/s", "hot_kv_c64", "rps"},
-		{"cold objects/s", "cold", "objects_per_s"},
-		{"ws echo msgs/s", "ws_echo", "msgs_per_s"},
-		{"broadcast deliveries/s", "ws_broadcast", "deliveries_per_s"},
+		{"HTTP alone\nc=64 req/s", "http_ceiling_c64", "rps"},
+		{"counter\nc=1 req/s", "hot_counter_c1", "rps"},
+		{"counter\nc=64 req/s", "hot_counter_c64", "rps"},
+		{"kv counter\nc=64 req/s", "hot_kv_c64", "rps"},
+		{"cold\nobjects/s", "cold", "objects_per_s"},
+		{"ws echo\nmsgs/s", "ws_echo", "msgs_per_s"},
+		{"broadcast\ndeliveries/s", "ws_broadcast", "deliveries_per_s"},
 	}
 	latencyBars = []chartBar{
 		{"counter c=1 p50", "hot_counter_c1", "p50_ms"},
 		{"counter c=1 p99", "hot_counter_c1", "p99_ms"},
 		{"counter c=64 p50", "hot_counter_c64", "p50_ms"},
 		{"counter c=64 p99", "hot_counter_c64", "p99_ms"},
+		{"alarm lateness p99", "alarm", "late_p99_ms"},
 	}
 )
 
@@ -43,12 +48,19 @@ const (
 	chartHeight = 10 * vg.Inch
 )
 
-// writeChart writes an SVG with two panels, throughput above latency, each
-// on a log scale: bars are medians over rounds, whiskers span min to max.
+// writeChart writes a chart with two panels, throughput above latency,
+// each on a log scale: bars are medians over rounds, whiskers span min to
+// max. SVG, or PNG when path ends in .png.
 func writeChart(path string, d *dataset, title string) error {
 	top := barPanel(d, throughputBars, title+": throughput (log scale)", "per second")
-	bottom := barPanel(d, latencyBars, "latency, hot counter (log scale)", "milliseconds")
-	c := vgsvg.New(chartWidth, chartHeight)
+	bottom := barPanel(d, latencyBars, "latency (log scale)", "milliseconds")
+	var c interface {
+		vg.CanvasSizer
+		io.WriterTo
+	} = vgsvg.New(chartWidth, chartHeight)
+	if strings.HasSuffix(path, ".png") {
+		c = vgimg.PngCanvas{Canvas: vgimg.New(chartWidth, chartHeight)}
+	}
 	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3,
 		PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3, PadY: vg.Millimeter * 8}
 	canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, tiles, draw.New(c))
