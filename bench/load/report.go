@@ -92,15 +92,16 @@ func writeReport(w io.Writer, d *dataset, title, source, chart string) error {
 		fmt.Fprintf(b, "![throughput and latency](%s)\n\n", chart)
 	}
 
-	for _, sc := range d.scenarios() {
-		writeScenario(b, d, sc)
-	}
-
+	// The verdicts first, the tables they come from after.
 	fmt.Fprint(b, "## Targets\n\n")
 	fmt.Fprint(b, "| target | goal | measured | met |\n|---|---|---|---|\n")
 	for _, t := range targets {
 		measured, verdict := t.evaluate(d)
 		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", t.desc, t.goal, measured, verdict)
+	}
+	fmt.Fprint(b, "\n")
+	for _, sc := range d.scenarios() {
+		writeScenario(b, d, sc)
 	}
 	return b.Flush()
 }
