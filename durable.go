@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -141,6 +142,9 @@ type Runtime struct {
 	host   *host.Host
 	hub    *ws.Hub
 
+	storeMetrics *metrics.Store
+	nsMetrics    sync.Map // namespace name → *metrics.Namespace
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -180,11 +184,13 @@ func Open(cfg Config) (*Runtime, error) {
 	if rt.secret, err = host.LoadSecret(abs, cfg.Secret); err != nil {
 		return fail(err)
 	}
+	rt.storeMetrics = metrics.NewStore()
 	rt.store, err = store.Open(store.Config{
 		Dir:              abs,
 		MaxOpenDatabases: cfg.MaxOpenDatabases,
 		MaxDatabaseSize:  cfg.MaxDatabaseSize,
 		Logger:           cfg.Logger,
+		Metrics:          rt.storeMetrics,
 	})
 	if err != nil {
 		return fail(err)

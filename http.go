@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"io"
 	"net/http"
 	"strings"
@@ -60,6 +61,9 @@ func (s *Stub[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.ns.handler {
 		http.Error(w, fmt.Sprintf("%s does not implement http.Handler", s.ns.typeName()), http.StatusNotImplemented)
 		return
+	}
+	if c := s.ns.rpcCounter("fetch"); c != nil {
+		c.IncAt(metrics.StripeOf(s.oid.ID))
 	}
 	res, err := s.serve(r.Context(), r, w)
 	if err == nil && res.upgrade != nil {

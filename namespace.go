@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"hash/maphash"
 	"net/http"
 	"reflect"
@@ -21,13 +22,15 @@ type Namespace[T any] struct {
 	rt      *Runtime
 	name    string
 	key     id.Key
-	methods map[uintptr]string // code pointer of each exported method of T → its name
+	methods map[uintptr]method // code pointer of each exported method of T → the method
 	handler bool               // T implements http.Handler
 	alarmer bool               // T implements Alarmer
 	ws      bool               // T implements WebSocketHandler
 
 	// byName caches the stubs GetByName made (see stubCache).
 	byName stubCache[T]
+	// metrics are the namespace's counters.
+	metrics *metrics.Namespace
 }
 
 // stubCacheSize is the number of slots of a namespace's stub cache.
@@ -65,18 +68,28 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 	if newObject == nil {
 		panic(fmt.Sprintf("durable: Define(%q): nil constructor", name))
 	}
-	n := &Namespace[T]{rt: rt, name: name, key: id.NamespaceKey(rt.secret, name), methods: map[uintptr]string{},
+	n := &Namespace[T]{rt: rt, name: name, key: id.NamespaceKey(rt.secret, name), methods: map[uintptr]method{},
 		byName:  stubCache[T]{seed: maphash.MakeSeed()},
 		handler: t.Implements(reflect.TypeFor[http.Handler]()),
 		alarmer: t.Implements(reflect.TypeFor[Alarmer]()),
 		ws:      t.Implements(reflect.TypeFor[WebSocketHandler]()),
 	}
+	var names []string
+	for i := 0; i < t.NumMethod(); i++ {
+		if m := t.Method(i); !handlerMethods[m.Name] {
+			names = append(names, m.Name)
+		}
+	}
+	if _, dup := rt.nsMetrics.Load(name); !dup {
+		n.metrics = rt.newNamespaceMetrics(name, names)
+	}
 	for i := 0; i < t.NumMethod(); i++ {
 		m := t.Method(i)
-		n.methods[m.Func.Pointer()] = m.Name
+		n.methods[m.Func.Pointer()] = method{name: m.Name, calls: n.rpcCounter(m.Name)}
 	}
 	class := &host.Class{
-		Name: name,
+		Name:    name,
+		Metrics: n.metrics,
 		New: func(ctx context.Context, a *host.Activation) (any, error) {
 			st := newState(rt, a, n.key, classInfo{name: t.String(), alarmer: n.alarmer, wsHandler: n.ws})
 			a.SetState(st)
@@ -93,6 +106,20 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 		panic(fmt.Sprintf("durable: Define(%q): the namespace is already defined on this runtime", name))
 	}
 	return n
+}
+
+// handlerMethods are the methods the runtime calls itself (HTTP, alarms,
+// WebSocket events): they are not counted as RPC methods.
+var handlerMethods = map[string]bool{"ServeHTTP": true, "Alarm": true,
+	"WebSocketMessage": true, "WebSocketClose": true, "WebSocketError": true}
+
+// rpcCounter returns the counter of calls to a method, nil for one that is
+// not counted.
+func (n *Namespace[T]) rpcCounter(method string) *metrics.Counter {
+	if n.metrics == nil {
+		return nil
+	}
+	return n.metrics.RPC[method]
 }
 
 func validNamespace(s string) bool {
@@ -156,16 +183,23 @@ func (n *Namespace[T]) GetByName(name string) *Stub[T] {
 
 func (n *Namespace[T]) typeName() string { return reflect.TypeFor[T]().String() }
 
-// methodName finds the exported method of T a method expression refers to.
-func (n *Namespace[T]) methodName(fn any) (string, error) {
+// method is an exported method of a class: its name and the counter of
+// calls to it (nil for the methods the runtime calls itself).
+type method struct {
+	name  string
+	calls *metrics.Counter
+}
+
+// methodOf finds the exported method of T a method expression refers to.
+func (n *Namespace[T]) methodOf(fn any) (method, error) {
 	v := reflect.ValueOf(fn)
 	if v.Kind() != reflect.Func || v.IsNil() {
-		return "", fmt.Errorf("durable: nil method: %w", errs.ErrNotImplemented)
+		return method{}, fmt.Errorf("durable: nil method: %w", errs.ErrNotImplemented)
 	}
-	if name, ok := n.methods[v.Pointer()]; ok {
-		return name, nil
+	if m, ok := n.methods[v.Pointer()]; ok {
+		return m, nil
 	}
-	return "", fmt.Errorf("durable: %v is not an exported method of %s (pass a method expression such as (%s).Method): %w",
+	return method{}, fmt.Errorf("durable: %v is not an exported method of %s (pass a method expression such as (%s).Method): %w",
 		v.Type(), reflect.TypeFor[T](), reflect.TypeFor[T](), errs.ErrNotImplemented)
 }
 

@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 
 	"github.com/durable-go/durable/internal/codec"
 	"github.com/durable-go/durable/internal/hooks"
@@ -88,11 +89,14 @@ func (s *Stub[T]) check(method any) (string, error) {
 	if s.err != nil {
 		return "", s.err
 	}
-	name, err := s.ns.methodName(method)
+	m, err := s.ns.methodOf(method)
 	if err != nil {
 		return "", &Error{Message: err.Error(), Err: ErrNotImplemented}
 	}
-	return name, nil
+	if m.calls != nil {
+		m.calls.IncAt(metrics.StripeOf(s.oid.ID))
+	}
+	return m.name, nil
 }
 
 func encodeResult[R any](name string, r R) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"net/http"
 	"time"
 
@@ -67,6 +68,9 @@ func (w *WebSocket) send(op string, binary bool, b []byte) error {
 	}
 	if err := w.c.Send(w.rt.host.OutputPromise(w.c.Key()), binary, b); err != nil {
 		return wsError(op, err)
+	}
+	if m := w.rt.namespaceMetricsOf(w.c.Key().Namespace); m != nil {
+		m.WSMessagesOut.IncAt(metrics.StripeOf(w.c.Key().ID))
 	}
 	return nil
 }
@@ -268,6 +272,9 @@ func (e wsEvents) handler(inst any) (WebSocketHandler, error) {
 
 func (e wsEvents) Message(c *ws.Conn, binary bool, data []byte, done func()) {
 	sock := c.User.(*WebSocket)
+	if m := e.rt.namespaceMetricsOf(c.Key().Namespace); m != nil {
+		m.WSMessagesIn.IncAt(metrics.StripeOf(c.Key().ID))
+	}
 	msg := Message{Binary: binary, Data: data}
 	err := e.rt.host.PostFunc(c.Key(), func(ctx context.Context, inst any) (any, error) {
 		h, err := e.handler(inst)

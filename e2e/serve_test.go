@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -101,6 +102,13 @@ func TestServe_Routes(t *testing.T) {
 		t.Errorf("GET /healthz: %d %s; want 200", r.status, r.body)
 	} else if !json.Valid(r.body) {
 		t.Errorf("GET /healthz: body %q is not JSON", r.body)
+	}
+
+	// /metrics: the Prometheus text format, with the counter's calls in it.
+	if r := s.do(http.MethodGet, "/metrics"); r.status != http.StatusOK {
+		t.Errorf("GET /metrics: %d; want 200", r.status)
+	} else if !regexp.MustCompile(`(?m)^durable_rpc_calls_total\{method="Increment",namespace="COUNTER"\} [1-9]`).Match(r.body) {
+		t.Errorf("GET /metrics: no durable_rpc_calls_total of COUNTER's increments in:\n%s", tail(string(r.body), 3000))
 	}
 
 	// /_durable/stats: exactly the four counts, as non-negative integers.

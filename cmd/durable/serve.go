@@ -73,6 +73,7 @@ func serve(args []string) int {
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	mux.Handle("GET /metrics", rt.MetricsHandler())
 	mux.HandleFunc("/_durable/stats", func(w http.ResponseWriter, r *http.Request) {
 		if !httpjson.Method(w, r, http.MethodGet) {
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Msg struct {
 	// unqueue removes the call from the mailbox it waits in (its caller
 	// gave up); set once it is queued, by the caller's goroutine.
 	unqueue func()
+	// replyErr is the error of the reply, for the turn's metrics; written
+	// and read on the object's goroutine.
+	replyErr error
 }
 
 // Reply is a turn's outcome. P is ready when the writes the turn could
@@ -46,6 +50,7 @@ type Reply struct {
 }
 
 func (m *Msg) reply(r Reply) {
+	m.replyErr = r.Err
 	if m.done != nil {
 		m.done <- r
 	}
@@ -56,11 +61,12 @@ func (m *Msg) reply(r Reply) {
 
 // Activation is one live object.
 type Activation struct {
-	h     *Host
-	id    route.ObjectID
-	class *Class
-	mb    *actor.Mailbox[*Msg]
-	tok   actor.Token
+	h      *Host
+	id     route.ObjectID
+	stripe uint8 // the object's stripe of its namespace's counters
+	class  *Class
+	mb     *actor.Mailbox[*Msg]
+	tok    actor.Token
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by stop (Close)
@@ -99,9 +105,13 @@ type Activation struct {
 }
 
 func (h *Host) newActivation(id route.ObjectID, class *Class) *Activation {
+	if class.Metrics != nil {
+		class.Metrics.Activations.Inc()
+	}
 	return &Activation{
 		h:       h,
 		id:      id,
+		stripe:  metrics.StripeOf(id.ID),
 		class:   class,
 		mb:      actor.NewMailbox[*Msg](h.cfg.MailboxSize),
 		stopCh:  make(chan struct{}),
@@ -356,6 +366,9 @@ func (a *Activation) tryRetire() bool {
 	h.mu.Unlock()
 	a.commit(false)
 	a.retire(nil)
+	if a.class.Metrics != nil {
+		a.class.Metrics.Evictions.Inc()
+	}
 	return true
 }
 

@@ -29,6 +29,9 @@ func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
 	if err != nil {
 		return err
 	}
+	if nm := a.class.Metrics; nm != nil {
+		nm.AlarmsSet.Inc()
+	}
 	if ts := a.current; ts != nil && ts.active.Load() {
 		ts.mu.Lock()
 		ts.alarmSetMs = atMs
@@ -119,6 +122,10 @@ func (h *Host) alarmWork(force bool) Work {
 		}); err != nil {
 			return nil, err
 		}
+		if nm := a.class.Metrics; nm != nil {
+			nm.AlarmsFired.Inc()
+			nm.AlarmLateness.ObserveDuration(h.cfg.Clock.Now().Sub(time.UnixMilli(atMs)))
+		}
 		hctx, cancel := context.WithTimeout(ctx, AlarmTurnTimeout)
 		_, herr, how := a.protect(func() (any, error) {
 			return nil, a.class.Alarm(hctx, inst, AlarmInfo{RetryCount: retries, IsRetry: retries > 0})
@@ -163,13 +170,20 @@ func (h *Host) alarmWork(force bool) Work {
 // the last.
 func (h *Host) alarmFailed(a *Activation, ts *turnState, retries int, now int64, cause error) (any, error) {
 	next := retries + 1
+	nm := a.class.Metrics
 	if next > MaxAlarmRetries {
+		if nm != nil {
+			nm.AlarmsDropped.Inc()
+		}
 		h.log.Error("durable: alarm dropped after its last retry failed",
 			"namespace", a.id.Namespace, "id", a.id.ID, "retries", MaxAlarmRetries, "err", cause)
 		err := a.Do(ts.gen, func(o *store.Object) error { return o.DeleteAlarmRecord() })
 		return alarmResult{kind: alarm.Cleared, ran: true}, err
 	}
 	at := now + (h.cfg.AlarmRetryBase << (next - 1)).Milliseconds()
+	if nm != nil {
+		nm.AlarmsRetried.Inc()
+	}
 	h.log.Warn("durable: alarm handler failed; retrying", "namespace", a.id.Namespace, "id", a.id.ID,
 		"retry", next, "at", time.UnixMilli(at).UTC(), "err", cause)
 	err := a.Do(ts.gen, func(o *store.Object) error { return o.SetAlarmRecord(at, next) })

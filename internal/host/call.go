@@ -124,6 +124,9 @@ func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
 	}
 	switch {
 	case errors.Is(err, actor.ErrFull):
+		if class.Metrics != nil {
+			class.Metrics.Overloaded.Inc()
+		}
 		return nil, ErrOverloaded
 	case err != nil:
 		return nil, ErrClosed

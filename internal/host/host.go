@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,8 @@ type Class struct {
 	New func(ctx context.Context, a *Activation) (any, error)
 	// Alarm runs the instance's alarm handler; nil if the class has none.
 	Alarm func(ctx context.Context, inst any, info AlarmInfo) error
+	// Metrics are the namespace's counters (never nil once defined).
+	Metrics *metrics.Namespace
 }
 
 // AlarmInfo tells an alarm handler which attempt this is.
@@ -181,3 +184,28 @@ func (h *Host) Close(ctx context.Context) error {
 
 // newChain returns a fresh call chain number.
 func (h *Host) newChain() uint64 { return h.chains.Add(1) }
+
+// NamespaceLoad is what the live activations of one namespace hold now.
+type NamespaceLoad struct {
+	Live    int64 // live instances
+	Mailbox int64 // events waiting in their mailboxes
+}
+
+// Load returns the live instances and queued events per namespace. It
+// walks the live activations: meant for a metrics scrape, not a hot path.
+func (h *Host) Load() map[string]NamespaceLoad {
+	h.mu.Lock()
+	acts := make([]*Activation, 0, len(h.live))
+	for _, a := range h.live {
+		acts = append(acts, a)
+	}
+	h.mu.Unlock()
+	out := make(map[string]NamespaceLoad)
+	for _, a := range acts {
+		l := out[a.id.Namespace]
+		l.Live++
+		l.Mailbox += int64(a.mb.Len())
+		out[a.id.Namespace] = l
+	}
+	return out
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/gate"
@@ -122,6 +124,9 @@ func resetError(reason string) error {
 // entered a turn suspended on its chain, which then commits at once, since
 // the driver is blocked and will not).
 func (a *Activation) turn(m *Msg, level int) {
+	if nm := a.class.Metrics; nm != nil {
+		defer observeTurn(nm, a.stripe, m, time.Now())
+	}
 	nested := level > 0
 	if !m.System && m.Ctx != nil && m.Ctx.Err() != nil {
 		// The caller gave up while the call was queued: it never runs.
@@ -271,6 +276,32 @@ func (a *Activation) turn(m *Msg, level int) {
 		a.inst, a.state = nil, nil
 	}
 	m.reply(Reply{V: v, Err: err, P: p})
+}
+
+// observeTurn counts a turn that started at t0, by the error of its reply,
+// on the object's stripe.
+func observeTurn(nm *metrics.Namespace, stripe uint8, m *Msg, t0 time.Time) {
+	nm.TurnSeconds.ObserveAt(stripe, int64(time.Since(t0)))
+	if m.replyErr != nil {
+		nm.TurnErrors[errorKind(m.replyErr)].Inc()
+	}
+}
+
+// errorKind classifies a turn's error for its metrics.
+func errorKind(err error) string {
+	var ce *errs.Call
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return metrics.KindCancelled
+	case errors.As(err, &ce) && ce.Remote && errors.Is(err, errs.ErrObjectReset):
+		return metrics.KindPanic
+	case errors.Is(err, errs.ErrObjectReset):
+		return metrics.KindReset
+	case errors.As(err, &ce) && ce.Remote:
+		return metrics.KindError
+	default:
+		return metrics.KindOther
+	}
 }
 
 // build constructs the instance (in the turn of ctx).

@@ -23,6 +23,7 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -59,6 +60,8 @@ type Config struct {
 	// volume instead of one fdatasync each. A negative value never uses
 	// syncfs.
 	SyncfsThreshold int
+	// Metrics receives the engine's counters (nil: a private set).
+	Metrics *metrics.Store
 	// CheckpointPages: after a commit leaves the WAL longer than this many
 	// pages, the object checkpoints it into the database file.
 	CheckpointPages int
@@ -90,6 +93,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CheckpointPages <= 0 {
 		c.CheckpointPages = DefaultCheckpointPages
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewStore()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -163,7 +169,7 @@ func Open(cfg Config) (*Store, error) {
 		objects:  make(map[objectKey]*Object),
 	}
 	vfs.Register(st.vfsName, st.fs)
-	st.coord = newCoordinator(syncer, cfg.SyncfsThreshold, cfg.Logger)
+	st.coord = newCoordinator(syncer, cfg.SyncfsThreshold, cfg.Logger, cfg.Metrics)
 	st.closerWake = make(chan struct{}, 1)
 	st.closerStop = make(chan struct{})
 	st.closerDone = make(chan struct{})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"github.com/durable-go/durable/internal/metrics"
 	"log/slog"
 	"os"
 	"sync"
@@ -83,6 +84,7 @@ type coordinator struct {
 	syncer    Syncer
 	threshold int
 	log       *slog.Logger
+	m         *metrics.Store
 
 	mu        sync.Mutex
 	queue     []commitRec   // guarded by mu
@@ -94,11 +96,12 @@ type coordinator struct {
 	done chan struct{}
 }
 
-func newCoordinator(s Syncer, threshold int, log *slog.Logger) *coordinator {
+func newCoordinator(s Syncer, threshold int, log *slog.Logger, m *metrics.Store) *coordinator {
 	c := &coordinator{
 		syncer:    s,
 		threshold: threshold,
 		log:       log,
+		m:         m,
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
@@ -118,6 +121,8 @@ func (c *coordinator) submit(r commitRec) {
 	c.st.Commits++
 	c.st.Turns += int64(r.turns)
 	c.mu.Unlock()
+	c.m.Commits.Inc()
+	c.m.TurnsPerBatch.Observe(int64(r.turns))
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -228,6 +233,8 @@ func (c *coordinator) round(batch []commitRec) {
 		files, dirSyncs = c.syncEach(order, byObj)
 	}
 	elapsed := time.Since(start)
+	c.m.SyncSeconds.ObserveDuration(elapsed)
+	c.m.BatchesPerSync.Observe(int64(len(batch)))
 
 	var failed int64
 	for i := range batch {
@@ -251,6 +258,7 @@ func (c *coordinator) round(batch []commitRec) {
 	c.st.DirSyncs += dirSyncs
 	c.st.SyncErrors += failed
 	c.mu.Unlock()
+	c.m.SyncErrors.Add(uint64(failed))
 	if failed > 0 {
 		c.log.Error("store: sync failed; the objects reset and reopen from disk",
 			"batches", failed, "elapsed", elapsed)

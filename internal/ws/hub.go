@@ -431,3 +431,32 @@ func charCount(s string) int {
 	}
 	return n
 }
+
+// NamespaceSockets counts one namespace's open sockets and objects.
+type NamespaceSockets struct {
+	Open       int64 // open sockets
+	Hibernated int64 // open sockets of objects that are not live
+	Objects    int64 // objects with open sockets that are not live (hibernated instances)
+}
+
+// CountsByNamespace is Counts per namespace, with the hibernated objects.
+func (h *Hub) CountsByNamespace(live func(route.ObjectID) bool) map[string]NamespaceSockets {
+	h.mu.Lock()
+	groups := slices.Collect(maps.Values(h.groups))
+	h.mu.Unlock()
+	out := make(map[string]NamespaceSockets)
+	for _, g := range groups {
+		n := int64(g.Len())
+		if n == 0 {
+			continue
+		}
+		c := out[g.key.Namespace]
+		c.Open += n
+		if !live(g.key) {
+			c.Hibernated += n
+			c.Objects++
+		}
+		out[g.key.Namespace] = c
+	}
+	return out
+}

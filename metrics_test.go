@@ -1,0 +1,211 @@
+package durable_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/durable-go/durable"
+	"github.com/durable-go/durable/durabletest"
+)
+
+// scrape reads the runtime's metrics through its handler and parses the
+// exposition format.
+func scrape(t *testing.T, rt *durable.Runtime) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	rt.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return families
+}
+
+// value returns the value of the family's sample whose labels include
+// want, and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// The metrics move as a scripted workload says they must.
+func TestMetrics_MoveWithTheWorkload(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	ctx := context.Background()
+	before := scrape(t, rt)
+	if v, ok := value(before, "durable_turns_total", map[string]string{"namespace": "COUNTER"}); !ok || v != 0 {
+		t.Fatalf("durable_turns_total before any call = %v (present %v), want 0", v, ok)
+	}
+
+	const calls = 25
+	for i := range calls {
+		if _, err := durable.Call(ctx, ns.GetByName("a"), (*Counter).Increment, 1); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			if _, err := durable.Call(ctx, ns.GetByName("b"), (*Counter).Increment, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	durable.Call(ctx, ns.GetByName("a"), (*Counter).Fail, "no")
+	durable.Call(ctx, ns.GetByName("a"), (*Counter).Panic, "boom")
+
+	ns1 := map[string]string{"namespace": "COUNTER"}
+	fams := scrape(t, rt)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"durable_rpc_calls_total", map[string]string{"namespace": "COUNTER", "method": "Increment"}, calls + 3},
+		{"durable_rpc_calls_total", map[string]string{"namespace": "COUNTER", "method": "Fail"}, 1},
+		{"durable_rpc_calls_total", map[string]string{"namespace": "COUNTER", "method": "Value"}, 0},
+		{"durable_turns_total", ns1, calls + 3 + 2},
+		{"durable_turn_duration_seconds", ns1, calls + 3 + 2},
+		{"durable_turn_errors_total", map[string]string{"namespace": "COUNTER", "kind": "error"}, 1},
+		{"durable_turn_errors_total", map[string]string{"namespace": "COUNTER", "kind": "panic"}, 1},
+		{"durable_turn_errors_total", map[string]string{"namespace": "COUNTER", "kind": "reset"}, 0},
+		// a and b, and a again after the panic reset its instance (the
+		// activation stays; the instance is rebuilt in it).
+		{"durable_activations_total", ns1, 2},
+		{"durable_instances", map[string]string{"namespace": "COUNTER", "state": "live"}, 2},
+		{"durable_overloaded_total", ns1, 0},
+	} {
+		got, ok := value(fams, c.name, c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	// The storage engine: every successful increment committed; batches
+	// and sync rounds were observed.
+	if v, _ := value(fams, "durable_commit_batches_total", nil); v < 1 {
+		t.Errorf("durable_commit_batches_total = %v, want ≥ 1", v)
+	}
+	if v, _ := value(fams, "durable_sync_duration_seconds", nil); v < 1 {
+		t.Errorf("durable_sync_duration_seconds count = %v, want ≥ 1", v)
+	}
+	if v, ok := value(fams, "durable_open_databases", nil); !ok || v < 1 {
+		t.Errorf("durable_open_databases = %v (present %v), want ≥ 1", v, ok)
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("%s is missing: the Go and process collectors are not registered", name)
+		}
+	}
+}
+
+// Flaky is a class with an alarm that fails its first attempt.
+type Flaky struct {
+	st    *durable.State
+	fired chan int
+}
+
+func (b *Flaky) Arm(ctx context.Context, in time.Duration) (bool, error) {
+	return true, b.st.Storage().SetAlarm(time.Now().Add(in))
+}
+
+func (b *Flaky) Alarm(ctx context.Context, info durable.AlarmInfo) error {
+	b.fired <- info.RetryCount
+	if info.RetryCount == 0 {
+		return context.DeadlineExceeded // fails once: one retry
+	}
+	return nil
+}
+
+func TestMetrics_Alarms(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{AlarmRetryBase: 10 * time.Millisecond})
+	fired := make(chan int, 4)
+	ns := durable.Define(rt, "FLAKY", func(st *durable.State) (*Flaky, error) { return &Flaky{st: st, fired: fired}, nil })
+	if _, err := durable.Call(context.Background(), ns.GetByName("x"), (*Flaky).Arm, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for want := range 2 {
+		select {
+		case n := <-fired:
+			if n != want {
+				t.Fatalf("attempt %d had RetryCount %d", want, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempt %d did not come within 10 s", want)
+		}
+	}
+	l := map[string]string{"namespace": "FLAKY"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fams := scrape(t, rt)
+		set, _ := value(fams, "durable_alarms_scheduled_total", l)
+		firedN, _ := value(fams, "durable_alarms_fired_total", l)
+		retried, _ := value(fams, "durable_alarms_retried_total", l)
+		late, _ := value(fams, "durable_alarm_lateness_seconds", l)
+		if set == 1 && firedN == 2 && retried == 1 && late == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alarms: scheduled %v fired %v retried %v lateness samples %v; want 1 2 1 2", set, firedN, retried, late)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WebSocket messages in and out, and open sockets, per namespace.
+func TestMetrics_WebSockets(t *testing.T) {
+	f := newWSFixture(t, durable.Config{})
+	cl := f.dial(t, "/m1") // "welcome": one message out
+	for i := range 3 {
+		if got := ask(t, cl, fmt.Sprintf("echo:%d", i)); got != fmt.Sprint(i) {
+			t.Fatalf("echo = %q", got)
+		}
+	}
+	fams := scrape(t, f.rt)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"durable_websocket_messages_total", map[string]string{"namespace": "ROOM", "direction": "in"}, 3},
+		{"durable_websocket_messages_total", map[string]string{"namespace": "ROOM", "direction": "out"}, 4},
+		{"durable_websockets", map[string]string{"namespace": "ROOM", "state": "open"}, 1},
+		{"durable_websockets", map[string]string{"namespace": "ROOM", "state": "hibernated"}, 0},
+		{"durable_rpc_calls_total", map[string]string{"namespace": "ROOM", "method": "fetch"}, 1},
+	} {
+		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+}
