@@ -106,6 +106,11 @@ func TestMetrics_MoveWithTheWorkload(t *testing.T) {
 		{"durable_activations_total", ns1, 2},
 		{"durable_instances", map[string]string{"namespace": "COUNTER", "state": "live"}, 2},
 		{"durable_overloaded_total", ns1, 0},
+		// Each Increment is a KV get and a put, but the first get of a new
+		// object finds no database and reads nothing; Fail and Panic each
+		// put, and that put rolls back but was still written.
+		{"durable_rows_total", map[string]string{"namespace": "COUNTER", "op": "read"}, calls + 3 - 2},
+		{"durable_rows_total", map[string]string{"namespace": "COUNTER", "op": "written"}, calls + 3 + 2},
 	} {
 		got, ok := value(fams, c.name, c.labels)
 		if !ok || got != c.want {

@@ -244,6 +244,11 @@ func (a *Activation) turn(m *Msg, level int) {
 		storedName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
 	}
 	p, endErr := a.obj.End(err)
+	if nm := a.class.Metrics; nm != nil {
+		r, w := a.obj.TakeRows()
+		nm.RowsRead.AddAt(a.stripe, uint64(r))
+		nm.RowsWritten.AddAt(a.stripe, uint64(w))
+	}
 	if err != nil {
 		a.endSegLocked(nil, err)
 	} else if endErr != nil {

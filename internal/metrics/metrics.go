@@ -40,6 +40,9 @@ func (c *Counter) IncAt(k uint8) { c.s[k%Stripes].v.Add(1) }
 // Add adds n.
 func (c *Counter) Add(n uint64) { c.s[0].v.Add(n) }
 
+// AddAt adds n on stripe k.
+func (c *Counter) AddAt(k uint8, n uint64) { c.s[k%Stripes].v.Add(n) }
+
 // Load returns the count.
 func (c *Counter) Load() uint64 {
 	var n uint64
@@ -169,6 +172,9 @@ type Namespace struct {
 
 	WSMessagesIn  Counter // WebSocket messages delivered to the object
 	WSMessagesOut Counter // WebSocket messages the object sent
+
+	RowsRead    Counter // rows read by SQL statements and KV calls (the platform's billing unit)
+	RowsWritten Counter // rows written by them
 }
 
 // NewNamespace returns the counters of a namespace whose class has the

@@ -119,6 +119,9 @@ func (c *Cursor) release() {
 	c.rowsRead = max(c.rowsRead, c.returned, int64(c.stmt.Status(sqlite3.STMTSTATUS_FULLSCAN_STEP, false)))
 	c.o.releaseStmt(c.stmt, c.cacheKey)
 	c.stmt = nil
+	// A statement is done here, once: what it read and wrote counts.
+	c.o.rowsRead += c.rowsRead
+	c.o.rowsWritten += c.rowsWritten
 }
 
 // Next advances to the next row and reports whether there is one.

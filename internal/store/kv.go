@@ -99,6 +99,7 @@ func (o *Object) getLocked(key string) ([]byte, bool, error) {
 	defer func() { o.trusted = false }()
 	s.BindText(1, key)
 	defer s.Reset()
+	o.rowsRead++ // a read of one key is a row read, found or not
 	if !s.Step() {
 		if err := s.Err(); err != nil {
 			return nil, false, fmt.Errorf("store: get %q: %w", key, o.sqlError(err))
@@ -177,6 +178,7 @@ func (o *Object) putLocked(key string, enc []byte) error {
 	if err := s.Exec(); err != nil {
 		return fmt.Errorf("store: put %q: %w", key, o.sqlError(err))
 	}
+	o.rowsWritten++
 	return nil
 }
 
@@ -262,6 +264,7 @@ func (o *Object) Delete(keys ...string) (int, error) {
 		}
 		return nil
 	})
+	o.rowsWritten += int64(n)
 	if err != nil {
 		return 0, err
 	}
@@ -336,6 +339,7 @@ func (o *Object) List(opts ListOptions) ([]Entry, error) {
 	for s.Step() {
 		out = append(out, Entry{Key: s.ColumnText(0), Value: s.ColumnBlob(1, []byte{})})
 	}
+	o.rowsRead += int64(len(out))
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("store: list: %w", o.sqlError(err))
 	}

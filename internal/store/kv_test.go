@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"sort"
 	"strings"
@@ -310,4 +311,52 @@ func TestObject_ReadOnlyVisitCreatesNoFile(t *testing.T) {
 	if ok, _ := st.fs.Access(st.Path("NS", "fresh"), 0); !ok {
 		t.Error("a write did not create the database file")
 	}
+}
+
+// Rows read and written are counted per statement and per KV call, in the
+// platform's billing units, and TakeRows starts the count again.
+func TestObject_RowsCounted(t *testing.T) {
+	st := mustStore(t)
+	o := mustObject(t, st, "NS", "rows1")
+	mustTurn(t, o, func() error {
+		if err := o.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY)").Err(); err != nil {
+			return err
+		}
+		o.TakeRows() // the schema is not counted here
+		for _, k := range []string{"a", "b", "c"} {
+			if err := o.Put(k, 1); err != nil {
+				return err
+			}
+		}
+		if r, w := o.TakeRows(); r != 0 || w != 3 {
+			t.Errorf("3 puts: read %d written %d, want 0 and 3", r, w)
+		}
+		o.Get("a", new(int))
+		o.Get("missing", new(int))
+		o.List(ListOptions{})
+		if r, w := o.TakeRows(); r != 2+3 || w != 0 {
+			t.Errorf("2 gets and a list of 3: read %d written %d, want 5 and 0", r, w)
+		}
+		if err := o.Exec("INSERT INTO t VALUES (1), (2), (3), (4), (5)").Err(); err != nil {
+			return err
+		}
+		if r, w := o.TakeRows(); w != 5 || r != 5 {
+			t.Errorf("an insert of 5 rows: read %d written %d, want 5 and 5 (a written row counts as read too)", r, w)
+		}
+		rows, err := o.Exec("SELECT k FROM t").All()
+		if err != nil || len(rows) != 5 {
+			return fmt.Errorf("select: %v %v", rows, err)
+		}
+		if r, w := o.TakeRows(); r != 5 || w != 0 {
+			t.Errorf("a select of 5 rows: read %d written %d, want 5 and 0", r, w)
+		}
+		n, err := o.Delete("a", "b", "zz")
+		if err != nil || n != 2 {
+			return fmt.Errorf("delete: %d %v", n, err)
+		}
+		if r, w := o.TakeRows(); r != 0 || w != 2 {
+			t.Errorf("a delete of 2 existing keys: read %d written %d, want 0 and 2", r, w)
+		}
+		return nil
+	})
 }

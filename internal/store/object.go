@@ -58,6 +58,17 @@ type Object struct {
 	authErr    error           // why the authorizer refused the last statement
 	walPages   int             // WAL length after the last commit, from the WAL hook
 	interrupt  context.Context // SQLite calls fail once it is done (SetInterrupt)
+	// Rows read and written by user statements and KV calls since the last
+	// TakeRows (see Cursor for how a statement's rows are counted).
+	rowsRead, rowsWritten int64
+}
+
+// TakeRows returns the rows read and written since the last call, and
+// starts counting again. Owner only.
+func (o *Object) TakeRows() (read, written int64) {
+	read, written = o.rowsRead, o.rowsWritten
+	o.rowsRead, o.rowsWritten = 0, 0
+	return read, written
 }
 
 func newObject(st *Store, ns, id string) *Object {
