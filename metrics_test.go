@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,6 +107,7 @@ func TestMetrics_MoveWithTheWorkload(t *testing.T) {
 		{"durable_activations_total", ns1, 2},
 		{"durable_instances", map[string]string{"namespace": "COUNTER", "state": "live"}, 2},
 		{"durable_overloaded_total", ns1, 0},
+		{"durable_outputs_held", ns1, 0}, // every reply left: nothing held after the calls returned
 		// Each Increment is a KV get and a put, but the first get of a new
 		// object finds no database and reads nothing; Fail and Panic each
 		// put, and that put rolls back but was still written.
@@ -212,5 +214,35 @@ func TestMetrics_WebSockets(t *testing.T) {
 		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
+	}
+}
+
+// Under concurrent calls, replies wait at the output gate for their sync:
+// the gauge shows them while they wait.
+func TestMetrics_OutputsHeldUnderLoad(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 32 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				durable.Call(ctx, ns.GetByName("hot"), (*Counter).Increment, 1)
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, ok := value(scrape(t, rt), "durable_outputs_held", map[string]string{"namespace": "COUNTER"})
+		if ok && v > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reply was ever seen held at the output gate under 32 concurrent callers in 10 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

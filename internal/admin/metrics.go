@@ -69,6 +69,7 @@ var (
 	dAlarmLate   = desc("alarm_lateness_seconds", "Seconds from an alarm's time to the start of its handler.", "namespace")
 	dWS          = desc("websockets", "Open WebSockets by state: open (all) or hibernated (their object is not live).", "namespace", "state")
 	dWSMessages  = desc("websocket_messages_total", "WebSocket messages, in (delivered to the object) or out (sent by it).", "namespace", "direction")
+	dHeld        = desc("outputs_held", "Replies (RPC results, HTTP responses) the output gate holds until the writes they depend on are durable.", "namespace")
 	dRows        = desc("rows_total", "Rows read and written by SQL statements and KV calls (the platform's billing units).", "namespace", "op")
 	dOpenDBs     = desc("open_databases", "Open SQLite databases (connections).")
 	dCommits     = desc("commit_batches_total", "Batches of turns committed.")
@@ -84,7 +85,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstances, dActivations, dEvictions, dTurns, dTurnSeconds, dTurnErrors,
 		dMailbox, dOverloaded, dRPC, dAlarmsSet, dAlarmsFired, dAlarmsRetry, dAlarmsDrop, dAlarmLate, dWS,
-		dWSMessages, dRows, dOpenDBs, dCommits, dBatchTurns, dSyncBatches, dSyncSeconds, dSyncErrors} {
+		dWSMessages, dHeld, dRows, dOpenDBs, dCommits, dBatchTurns, dSyncBatches, dSyncSeconds, dSyncErrors} {
 		ch <- d
 	}
 }
@@ -133,6 +134,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		histogram(dAlarmLate, m.AlarmLateness, ns)
 		counter(dWSMessages, m.WSMessagesIn.Load(), ns, "in")
 		counter(dWSMessages, m.WSMessagesOut.Load(), ns, "out")
+		gauge(dHeld, m.OutputsHeld.Load(), ns)
 		counter(dRows, m.RowsRead.Load(), ns, "read")
 		counter(dRows, m.RowsWritten.Load(), ns, "written")
 	}

@@ -39,6 +39,10 @@ type Msg struct {
 	// replyErr is the error of the reply, for the turn's metrics; written
 	// and read on the object's goroutine.
 	replyErr error
+	// metrics and stripe are the counters of the object that ran the
+	// event, set before the reply (the waiter reads them after it).
+	metrics *metrics.Namespace
+	stripe  uint8
 }
 
 // Reply is a turn's outcome. P is ready when the writes the turn could

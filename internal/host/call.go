@@ -46,6 +46,10 @@ func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string,
 	select {
 	case r := <-m.done:
 		// Errors wait too: an error can reveal what the turn read.
+		if done, _ := r.P.Ready(); !done && m.metrics != nil {
+			m.metrics.OutputsHeld.AddAt(m.stripe, 1)
+			defer m.metrics.OutputsHeld.AddAt(m.stripe, -1)
+		}
 		if err := r.P.Wait(ctx); err != nil {
 			if errors.Is(err, errs.ErrObjectReset) {
 				return nil, &errs.Call{Message: err.Error(), Retryable: true, Err: errs.ErrObjectReset}

@@ -125,6 +125,7 @@ func resetError(reason string) error {
 // the driver is blocked and will not).
 func (a *Activation) turn(m *Msg, level int) {
 	if nm := a.class.Metrics; nm != nil {
+		m.metrics, m.stripe = nm, a.stripe
 		defer observeTurn(nm, a.stripe, m, time.Now())
 	}
 	nested := level > 0

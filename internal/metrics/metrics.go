@@ -52,6 +52,21 @@ func (c *Counter) Load() uint64 {
 	return n
 }
 
+// Gauge is a value that goes up and down, striped as Counter.
+type Gauge struct{ s [Stripes]stripe }
+
+// AddAt adds n (which may be negative) on stripe k.
+func (g *Gauge) AddAt(k uint8, n int64) { g.s[k%Stripes].v.Add(uint64(n)) }
+
+// Load returns the value.
+func (g *Gauge) Load() int64 {
+	var n uint64
+	for i := range g.s {
+		n += g.s[i].v.Load() // two's complement: the sum of the stripes is exact
+	}
+	return int64(n)
+}
+
 // Histogram counts observations in fixed buckets (cumulative upper bounds,
 // as Prometheus has them) and keeps their sum. Values are integers in the
 // histogram's unit (nanoseconds for durations, plain counts for sizes):
@@ -173,6 +188,7 @@ type Namespace struct {
 	WSMessagesIn  Counter // WebSocket messages delivered to the object
 	WSMessagesOut Counter // WebSocket messages the object sent
 
+	OutputsHeld Gauge   // replies (RPC results, HTTP responses) waiting for the writes they depend on to be durable
 	RowsRead    Counter // rows read by SQL statements and KV calls (the platform's billing unit)
 	RowsWritten Counter // rows written by them
 }

@@ -57,3 +57,21 @@ func TestStripeOf(t *testing.T) {
 		t.Errorf("hex IDs reach %d of %d stripes", len(seen), Stripes)
 	}
 }
+
+func TestGaugeGoesUpAndDownAcrossStripes(t *testing.T) {
+	var g Gauge
+	var wg sync.WaitGroup
+	for k := range 8 {
+		wg.Go(func() {
+			for range 1000 {
+				g.AddAt(uint8(k), 1)
+				g.AddAt(uint8(k+3), -1) // another stripe: stripes go negative
+			}
+			g.AddAt(uint8(k), 2)
+		})
+	}
+	wg.Wait()
+	if got := g.Load(); got != 16 {
+		t.Fatalf("gauge %d, want 16", got)
+	}
+}
