@@ -144,6 +144,7 @@ type Runtime struct {
 
 	storeMetrics *metrics.Store
 	nsMetrics    sync.Map // namespace name → *metrics.Namespace
+	dbBytes      dbBytes
 
 	closeOnce sync.Once
 	closeErr  error

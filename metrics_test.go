@@ -246,3 +246,26 @@ func TestMetrics_OutputsHeldUnderLoad(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// The databases' size on disk shows per namespace once the background
+// walk a scrape starts has run.
+func TestMetrics_DatabaseBytes(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	for i := range 5 {
+		if _, err := durable.Call(context.Background(), ns.GetByName(fmt.Sprint("o", i)), (*Counter).Increment, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, ok := value(scrape(t, rt), "durable_database_bytes", map[string]string{"namespace": "COUNTER"})
+		if ok && v >= 5*4096 { // five databases of at least one page each
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("durable_database_bytes = %v (present %v) 10 s after 5 objects wrote, want ≥ %d", v, ok, 5*4096)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -22,6 +22,7 @@ type NamespaceGauges struct {
 	Mailbox           int64 // events queued for live instances
 	WebSockets        int64 // open WebSockets, hibernated ones included
 	HibernatedSockets int64 // open WebSockets of hibernated objects
+	DatabaseBytes     int64 // size of the databases on disk (refreshed at most once a minute)
 }
 
 // Gauges is the runtime's state at the moment of a scrape.
@@ -70,6 +71,7 @@ var (
 	dWS          = desc("websockets", "Open WebSockets by state: open (all) or hibernated (their object is not live).", "namespace", "state")
 	dWSMessages  = desc("websocket_messages_total", "WebSocket messages, in (delivered to the object) or out (sent by it).", "namespace", "direction")
 	dHeld        = desc("outputs_held", "Replies (RPC results, HTTP responses) the output gate holds until the writes they depend on are durable.", "namespace")
+	dDBBytes     = desc("database_bytes", "Size on disk of the namespace's databases and their WALs, from a walk of the data directory at most once a minute.", "namespace")
 	dRows        = desc("rows_total", "Rows read and written by SQL statements and KV calls (the platform's billing units).", "namespace", "op")
 	dOpenDBs     = desc("open_databases", "Open SQLite databases (connections).")
 	dCommits     = desc("commit_batches_total", "Batches of turns committed.")
@@ -85,7 +87,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstances, dActivations, dEvictions, dTurns, dTurnSeconds, dTurnErrors,
 		dMailbox, dOverloaded, dRPC, dAlarmsSet, dAlarmsFired, dAlarmsRetry, dAlarmsDrop, dAlarmLate, dWS,
-		dWSMessages, dHeld, dRows, dOpenDBs, dCommits, dBatchTurns, dSyncBatches, dSyncSeconds, dSyncErrors} {
+		dWSMessages, dHeld, dRows, dDBBytes, dOpenDBs, dCommits, dBatchTurns, dSyncBatches, dSyncSeconds, dSyncErrors} {
 		ch <- d
 	}
 }
@@ -135,6 +137,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dWSMessages, m.WSMessagesIn.Load(), ns, "in")
 		counter(dWSMessages, m.WSMessagesOut.Load(), ns, "out")
 		gauge(dHeld, m.OutputsHeld.Load(), ns)
+		gauge(dDBBytes, ng.DatabaseBytes, ns)
 		counter(dRows, m.RowsRead.Load(), ns, "read")
 		counter(dRows, m.RowsWritten.Load(), ns, "written")
 	}
