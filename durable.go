@@ -29,6 +29,7 @@ const (
 	DefaultMaxWebSocketsPerObject = 32768
 	DefaultMaxWebSocketMessage    = 32 << 20
 	DefaultAlarmRetryBase         = 2 * time.Second
+	DefaultSlowTurn               = time.Second
 )
 
 // Config configures a Runtime. The zero value of every field means its
@@ -64,6 +65,9 @@ type Config struct {
 	// AlarmRetryBase is the first backoff of a failing alarm (2 s,
 	// doubling, 6 retries).
 	AlarmRetryBase time.Duration
+	// SlowTurn logs a warning for every turn that takes longer (1 s),
+	// with its namespace, object ID and duration; negative: never.
+	SlowTurn time.Duration
 	// Clock drives every timer of the runtime (nil: the machine's clock).
 	Clock Clock
 	// Logger receives the runtime's logs (nil: slog.Default()).
@@ -95,6 +99,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.AlarmRetryBase == 0 {
 		c.AlarmRetryBase = DefaultAlarmRetryBase
+	}
+	if c.SlowTurn == 0 {
+		c.SlowTurn = DefaultSlowTurn
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()
@@ -223,6 +230,7 @@ func Open(cfg Config) (*Runtime, error) {
 
 		AlarmRetryBase: cfg.AlarmRetryBase,
 		HibernateAfter: cfg.HibernateAfter,
+		SlowTurn:       cfg.SlowTurn,
 		Sockets: func(id route.ObjectID) int {
 			if g := hub.Lookup(id); g != nil {
 				return g.Len()

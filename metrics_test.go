@@ -1,9 +1,12 @@
 package durable_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -268,4 +271,50 @@ func TestMetrics_DatabaseBytes(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Sleeper has a method that takes its time.
+type Sleeper struct{}
+
+func (*Sleeper) Nap(ctx context.Context, d time.Duration) (bool, error) {
+	time.Sleep(d)
+	return true, nil
+}
+
+// A turn longer than Config.SlowTurn is logged, with its namespace and
+// object; a quick one is not.
+func TestSlowTurnIsLogged(t *testing.T) {
+	var buf syncBuffer
+	rt := durabletest.New(t, durable.Config{SlowTurn: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	ns := durable.Define(rt, "SLEEPER", func(*durable.State) (*Sleeper, error) { return &Sleeper{}, nil })
+	ctx := context.Background()
+	durable.Call(ctx, ns.GetByName("quick"), (*Sleeper).Nap, time.Millisecond)
+	durable.Call(ctx, ns.GetByName("slow"), (*Sleeper).Nap, 120*time.Millisecond)
+	log := buf.String()
+	id := ns.IDFromName("slow").String()
+	if !strings.Contains(log, "slow turn") || !strings.Contains(log, "namespace=SLEEPER") || !strings.Contains(log, id) {
+		t.Fatalf("no slow-turn line for the 120 ms turn in:\n%s", log)
+	}
+	if strings.Contains(log, ns.IDFromName("quick").String()) {
+		t.Errorf("the 1 ms turn was logged as slow:\n%s", log)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -2,7 +2,8 @@
 //
 //	durable serve [--dir ./data] [--addr 127.0.0.1:8787] [--app examples|bench]
 //	              [--idle-timeout 70s] [--hibernate-after 10s]
-//	              [--max-open-databases N]
+//	              [--max-open-databases N] [--slow-turn 1s]
+//	              [--log-format text|json] [--pprof-addr ADDR]
 //
 // serve hosts the example apps (DESIGN.md §5), or with --app bench the
 // routes of the peer benchmark's worker, on an embedded runtime whose data

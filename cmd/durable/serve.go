@@ -32,6 +32,8 @@ func serve(args []string) int {
 	dir := fs.String("dir", "./data", "data directory")
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
 	app := fs.String("app", "examples", "app to serve: examples, or bench (the peer benchmark's routes)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	slowTurn := fs.Duration("slow-turn", durable.DefaultSlowTurn, "log every turn longer than this (negative: never)")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	maxOpen := fs.Int("max-open-databases", 0, "keep at most this many SQLite databases open (0: a quarter of the open-files limit)")
 	idle := fs.Duration("idle-timeout", durable.DefaultIdleTimeout, "evict an instance idle this long")
@@ -39,7 +41,16 @@ func serve(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	default:
+		fmt.Fprintf(os.Stderr, "durable serve: --log-format %q: want text or json\n", *logFormat)
+		return 2
+	}
 	if *idle <= 0 || *hibernate <= 0 {
 		log.Error("durations must be positive", "idle-timeout", *idle, "hibernate-after", *hibernate)
 		return 2
@@ -49,7 +60,7 @@ func serve(args []string) int {
 		return 2
 	}
 	rt, err := durable.Open(durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate,
-		MaxOpenDatabases: *maxOpen, Logger: log})
+		MaxOpenDatabases: *maxOpen, SlowTurn: *slowTurn, Logger: log})
 	if err != nil {
 		log.Error("open runtime", "dir", *dir, "err", err)
 		return 1

@@ -29,6 +29,9 @@ type Msg struct {
 	// Lazy leaves the instance unbuilt until the work asks for it
 	// (Activation.Instance): an alarm turn first checks the record.
 	Lazy bool
+	// Background marks work meant to run long (WaitUntil): never logged
+	// as a slow turn.
+	Background bool
 
 	chain   uint64
 	done    chan Reply  // nil when nobody waits

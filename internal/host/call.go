@@ -141,7 +141,7 @@ func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
 // WaitUntil runs fn as its own turn after the current one; the object stays
 // live until it ends (at most WaitUntilLimit).
 func (a *Activation) WaitUntil(fn func(ctx context.Context)) error {
-	m := &Msg{System: true, chain: a.h.newChain(), Work: func(ctx context.Context, _ any) (any, error) {
+	m := &Msg{System: true, Background: true, chain: a.h.newChain(), Work: func(ctx context.Context, _ any) (any, error) {
 		ctx, cancel := context.WithTimeout(ctx, WaitUntilLimit)
 		defer cancel()
 		fn(ctx)

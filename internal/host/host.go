@@ -48,6 +48,8 @@ type Config struct {
 	Sockets        func(route.ObjectID) int
 	// OnRetire, if set, is told when an activation let go of its object.
 	OnRetire func(route.ObjectID)
+	// SlowTurn: a turn longer than this is logged (≤ 0: never).
+	SlowTurn time.Duration
 }
 
 // Limits of the platform the host enforces.

@@ -126,7 +126,7 @@ func resetError(reason string) error {
 func (a *Activation) turn(m *Msg, level int) {
 	if nm := a.class.Metrics; nm != nil {
 		m.metrics, m.stripe = nm, a.stripe
-		defer observeTurn(nm, a.stripe, m, time.Now())
+		defer a.observeTurn(nm, m, time.Now())
 	}
 	nested := level > 0
 	if !m.System && m.Ctx != nil && m.Ctx.Err() != nil {
@@ -285,11 +285,16 @@ func (a *Activation) turn(m *Msg, level int) {
 }
 
 // observeTurn counts a turn that started at t0, by the error of its reply,
-// on the object's stripe.
-func observeTurn(nm *metrics.Namespace, stripe uint8, m *Msg, t0 time.Time) {
-	nm.TurnSeconds.ObserveAt(stripe, int64(time.Since(t0)))
+// on the object's stripe, and logs it if it was slow.
+func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
+	d := time.Since(t0)
+	nm.TurnSeconds.ObserveAt(a.stripe, int64(d))
 	if m.replyErr != nil {
-		nm.TurnErrors[errorKind(m.replyErr)].Inc()
+		nm.TurnErrors[errorKind(m.replyErr)].IncAt(a.stripe)
+	}
+	if slow := a.h.cfg.SlowTurn; slow > 0 && d > slow && !m.Background {
+		a.h.log.Warn("durable: slow turn", "namespace", a.id.Namespace, "id", a.id.ID,
+			"duration", d.Round(time.Millisecond), "threshold", slow, "err", m.replyErr)
 	}
 }
 
