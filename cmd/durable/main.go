@@ -4,6 +4,7 @@
 //	              [--idle-timeout 70s] [--hibernate-after 10s]
 //	              [--max-open-databases N] [--slow-turn 1s]
 //	              [--log-format text|json] [--pprof-addr ADDR]
+//	              [--admin-addr ADDR] [--admin-token TOKEN]
 //
 // serve hosts the example apps (DESIGN.md §5), or with --app bench the
 // routes of the peer benchmark's worker, on an embedded runtime whose data

@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,6 +39,8 @@ func serve(args []string) int {
 	app := fs.String("app", "examples", "app to serve: examples, or bench (the peer benchmark's routes)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	slowTurn := fs.Duration("slow-turn", durable.DefaultSlowTurn, "log every turn longer than this (negative: never)")
+	adminAddr := fs.String("admin-addr", "", "serve the admin API (/admin/v1) on this address; off when empty")
+	adminTokenFlag := fs.String("admin-token", "", "the admin API's bearer token (else $DURABLE_ADMIN_TOKEN, else one generated once and kept in DIR/admin-token)")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	maxOpen := fs.Int("max-open-databases", 0, "keep at most this many SQLite databases open (0: a quarter of the open-files limit)")
 	idle := fs.Duration("idle-timeout", durable.DefaultIdleTimeout, "evict an instance idle this long")
@@ -110,6 +117,33 @@ func serve(args []string) int {
 			return 1
 		}
 	}
+	// Signals are caught before the address is printed: a SIGTERM sent as
+	// soon as a script sees the address must drain, not kill.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var adminSrv *http.Server
+	if *adminAddr != "" {
+		token, generated, err := adminToken(*dir, *adminTokenFlag)
+		if err != nil {
+			log.Error("admin token", "err", err)
+			rt.Close(context.Background())
+			return 1
+		}
+		aln, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			log.Error("admin listen", "addr", *adminAddr, "err", err)
+			rt.Close(context.Background())
+			return 1
+		}
+		if generated {
+			// Printed once, when it is made; it stays in the file.
+			fmt.Fprintf(os.Stderr, "durable: admin token (kept in %s): %s\n", filepath.Join(*dir, adminTokenFile), token)
+		}
+		adminSrv = &http.Server{Handler: rt.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
+		go adminSrv.Serve(aln)
+		log.Info("admin API serving", "addr", aln.Addr().String())
+		fmt.Printf("admin on %s\n", aln.Addr())
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Error("listen", "addr", *addr, "err", err)
@@ -123,8 +157,6 @@ func serve(args []string) int {
 	// The address on stdout lets scripts and tests use --addr 127.0.0.1:0.
 	fmt.Printf("listening on %s\n", ln.Addr())
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	code := 0
 	select {
 	case s := <-sig:
@@ -138,6 +170,9 @@ func serve(args []string) int {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("drain requests", "err", err)
+	}
+	if adminSrv != nil {
+		adminSrv.Shutdown(ctx)
 	}
 	if err := rt.Close(ctx); err != nil {
 		log.Error("close runtime", "err", err)
@@ -170,4 +205,43 @@ func servePprof(addr string, log *slog.Logger) error {
 	log.Info("pprof serving", "addr", ln.Addr().String())
 	go http.Serve(ln, mux)
 	return nil
+}
+
+// adminTokenFile holds the generated admin token in the data directory.
+const adminTokenFile = "admin-token"
+
+// adminToken returns the admin API's token: the flag's, else
+// $DURABLE_ADMIN_TOKEN, else the one kept in DIR/admin-token, made (32
+// random bytes, hex, mode 0600) the first time; generated reports that.
+func adminToken(dir, flagValue string) (token string, generated bool, err error) {
+	if flagValue != "" {
+		return flagValue, false, nil
+	}
+	if v := os.Getenv("DURABLE_ADMIN_TOKEN"); v != "" {
+		return v, false, nil
+	}
+	path := filepath.Join(dir, adminTokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, false, nil
+		}
+		return "", false, fmt.Errorf("%s is empty: delete it to have a new token made", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	buf := make([]byte, 32)
+	rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
+	token = hex.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, err
+	}
+	_, err = f.WriteString(token + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return token, true, err
 }

@@ -145,3 +145,37 @@ func cutSuffix(s, suffix string) (string, bool) {
 	}
 	return "", false
 }
+
+// ListObjectsAfter returns up to limit IDs of a namespace's objects with a
+// database on disk, in ID order, after the ID after (""; from the start),
+// and whether more follow. IDs sort as their shards do, so a page reads
+// only the shards it needs.
+func ListObjectsAfter(objectsDir, ns, after string, limit int) (ids []string, more bool, err error) {
+	shards, err := os.ReadDir(filepath.Join(objectsDir, ns))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	for _, sh := range shards {
+		if !sh.IsDir() || (len(after) >= len(sh.Name()) && sh.Name() < after[:len(sh.Name())]) {
+			continue // a shard wholly before the cursor
+		}
+		files, err := os.ReadDir(filepath.Join(objectsDir, ns, sh.Name()))
+		if err != nil {
+			return nil, false, err
+		}
+		for _, f := range files {
+			id, ok := cutSuffix(f.Name(), ".sqlite")
+			if !ok || f.IsDir() || id <= after {
+				continue
+			}
+			if len(ids) == limit {
+				return ids, true, nil
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, false, nil
+}

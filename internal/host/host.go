@@ -211,3 +211,24 @@ func (h *Host) Load() map[string]NamespaceLoad {
 	}
 	return out
 }
+
+// ObjectLoad is what the host knows of one object now.
+type ObjectLoad struct {
+	Live    bool
+	Mailbox int64
+	Name    string // the name it was addressed by, if its instance knows it
+}
+
+// Object returns what the host knows of an object now.
+func (h *Host) Object(id route.ObjectID) ObjectLoad {
+	h.mu.Lock()
+	a := h.live[id]
+	h.mu.Unlock()
+	if a == nil {
+		return ObjectLoad{}
+	}
+	a.smu.Lock()
+	name := a.name
+	a.smu.Unlock()
+	return ObjectLoad{Live: true, Mailbox: int64(a.mb.Len()), Name: name}
+}

@@ -1,0 +1,168 @@
+package durable_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/durable-go/durable"
+	"github.com/durable-go/durable/durabletest"
+)
+
+const adminToken = "s3cret-token-0123456789"
+
+func adminGet(t *testing.T, srv *httptest.Server, path, token string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(body) {
+		t.Fatalf("GET %s: %d, body not JSON: %q", path, resp.StatusCode, body)
+	}
+	return resp.StatusCode, body
+}
+
+func TestAdmin_Auth(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	durable.Define(rt, "COUNTER", NewCounter)
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	wrong := strings.Repeat("x", len(adminToken)) // same length, wrong
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {wrong, 401}, {adminToken + "x", 401}, {adminToken, 200}} {
+		if got, body := adminGet(t, srv, "/admin/v1/namespaces", c.token); got != c.want {
+			t.Errorf("token %q: %d %s, want %d", c.token, got, body, c.want)
+		}
+	}
+	// An empty configured token refuses everything, even an empty bearer.
+	open := httptest.NewServer(rt.AdminHandler(""))
+	defer open.Close()
+	req, _ := http.NewRequest("GET", open.URL+"/admin/v1/namespaces", nil)
+	req.Header.Set("Authorization", "Bearer ")
+	resp, err := open.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("an empty configured token let a request through: %d", resp.StatusCode)
+	}
+}
+
+// Paging through 2,500 objects returns each exactly once, in ID order,
+// whatever the page size.
+func TestAdmin_ListObjectsPages(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	const n = 2500
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				if _, err := durable.Call(context.Background(), ns.GetByName(fmt.Sprint("obj-", i)), (*Counter).Increment, 1); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	want := map[string]bool{}
+	for i := range n {
+		want[ns.IDFromName(fmt.Sprint("obj-", i)).String()] = true
+	}
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+
+	for _, limit := range []int{10, 997, 10000} {
+		seen := map[string]bool{}
+		last, cursor, pages := "", "", 0
+		for {
+			q := url.Values{"limit": {fmt.Sprint(limit)}, "cursor": {cursor}}
+			code, body := adminGet(t, srv, "/admin/v1/namespaces/COUNTER/objects?"+q.Encode(), adminToken)
+			if code != 200 {
+				t.Fatalf("limit %d page %d: %d %s", limit, pages, code, body)
+			}
+			var page struct {
+				Objects []struct {
+					ID    string `json:"id"`
+					Bytes int64  `json:"bytes"`
+					State string `json:"state"`
+				} `json:"objects"`
+				Cursor string `json:"cursor"`
+			}
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			if len(page.Objects) > limit {
+				t.Fatalf("limit %d: a page of %d", limit, len(page.Objects))
+			}
+			for _, o := range page.Objects {
+				if seen[o.ID] {
+					t.Fatalf("limit %d: %s listed twice", limit, o.ID)
+				}
+				if o.ID <= last {
+					t.Fatalf("limit %d: %s after %s: not in ID order", limit, o.ID, last)
+				}
+				if !want[o.ID] || o.Bytes <= 0 || (o.State != "live" && o.State != "stored") {
+					t.Fatalf("limit %d: unexpected object %+v", limit, o)
+				}
+				seen[o.ID], last = true, o.ID
+			}
+			if page.Cursor == "" {
+				break
+			}
+			cursor = page.Cursor
+		}
+		if len(seen) != n {
+			t.Fatalf("limit %d: %d objects listed in %d pages, want %d", limit, len(seen), pages, n)
+		}
+	}
+}
+
+func TestAdmin_BadRequests(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	durable.Define(rt, "COUNTER", NewCounter)
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/admin/v1/namespaces/NOPE/objects":                404,
+		"/admin/v1/namespaces/COUNTER/objects?limit=9":     400,
+		"/admin/v1/namespaces/COUNTER/objects?limit=10001": 400,
+		"/admin/v1/namespaces/COUNTER/objects?limit=ten":   400,
+		"/admin/v1/nothing":                                404,
+		"/admin/v1/namespaces/COUNTER/objects":             200,
+	} {
+		if got, body := adminGet(t, srv, path, adminToken); got != want {
+			t.Errorf("GET %s: %d %s, want %d", path, got, body, want)
+		}
+	}
+	code, body := adminGet(t, srv, "/admin/v1/namespaces", adminToken)
+	if code != 200 || !strings.Contains(string(body), `"name":"COUNTER"`) {
+		t.Errorf("namespaces: %d %s", code, body)
+	}
+}
