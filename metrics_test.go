@@ -3,6 +3,7 @@ package durable_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -317,4 +318,35 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Panicky panics; Relay returns what its call to Panicky returned.
+type Panicky struct{}
+
+func (*Panicky) Boom(ctx context.Context, _ int) (int, error) { panic("boom") }
+
+type Relayer struct{ pn *durable.Namespace[*Panicky] }
+
+func (r *Relayer) Relay(ctx context.Context, _ int) (int, error) {
+	return durable.Call(ctx, r.pn.GetByName("p"), (*Panicky).Boom, 0)
+}
+
+// A panic counts against the namespace that panicked; an error returned by
+// a method counts as an error, even when it wraps another object's reset.
+func TestMetrics_ErrorKindsAcrossCalls(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	pn := durable.Define(rt, "PANICKY", func(*durable.State) (*Panicky, error) { return &Panicky{}, nil })
+	rn := durable.Define(rt, "RELAYER", func(*durable.State) (*Relayer, error) { return &Relayer{pn: pn}, nil })
+	if _, err := durable.Call(context.Background(), rn.GetByName("r"), (*Relayer).Relay, 0); !errors.Is(err, durable.ErrObjectReset) {
+		t.Fatalf("Relay: %v, want the callee's reset", err)
+	}
+	fams := scrape(t, rt)
+	for _, c := range []struct {
+		ns, kind string
+		want     float64
+	}{{"PANICKY", "panic", 1}, {"RELAYER", "panic", 0}, {"RELAYER", "error", 1}} {
+		if got, _ := value(fams, "durable_turn_errors_total", map[string]string{"namespace": c.ns, "kind": c.kind}); got != c.want {
+			t.Errorf("%s %s errors = %v, want %v", c.ns, c.kind, got, c.want)
+		}
+	}
 }

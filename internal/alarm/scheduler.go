@@ -402,6 +402,10 @@ type write struct {
 	upsert bool
 	e      Entry
 	p      *gate.Promise // resolved when the write is durable (Set), or nil
+	// moves, if not 0, makes the upsert an update of the row that still
+	// has this sequence number (a fired entry rescheduled): a Set made
+	// since then replaced the row and wins.
+	moves uint64
 }
 
 // handle applies the requests in memory and returns the index writes they
@@ -431,11 +435,14 @@ func (s *Scheduler) handle(reqs []request) []write {
 				writes = append(writes, write{e: o.Entry})
 			case Reschedule:
 				st.Rescheduled++
+				if seq, ok := s.latest[objKey{o.Entry.NS, o.Entry.ID}]; ok && seq > o.Entry.Seq {
+					break // a Set since the firing is in memory, and in the index: it wins
+				}
 				s.mu.Lock()
 				e := Entry{NS: o.Entry.NS, ID: o.Entry.ID, AtMs: o.AtMs, Seq: s.nextSeq}
 				s.nextSeq++
 				s.mu.Unlock()
-				writes = append(writes, write{upsert: true, e: e})
+				writes = append(writes, write{upsert: true, e: e, moves: o.Entry.Seq})
 				s.remember(e)
 			case Kept:
 				st.Rescheduled++
@@ -470,7 +477,10 @@ func (s *Scheduler) writeIndex(writes []write) {
 	p, ch, err := s.indexTurnBatched(func(o *store.Object) error {
 		for _, w := range writes {
 			var c *store.Cursor
-			if w.upsert {
+			if w.upsert && w.moves != 0 {
+				c = o.Exec("UPDATE alarm_index SET at_ms = ?, seq = ? WHERE ns = ? AND id = ? AND seq = ?",
+					w.e.AtMs, int64(w.e.Seq), w.e.NS, w.e.ID, int64(w.moves))
+			} else if w.upsert {
 				c = o.Exec(`INSERT INTO alarm_index (ns, id, at_ms, seq) VALUES (?, ?, ?, ?)
 					ON CONFLICT (ns, id) DO UPDATE SET at_ms = excluded.at_ms, seq = excluded.seq`,
 					w.e.NS, w.e.ID, w.e.AtMs, int64(w.e.Seq))

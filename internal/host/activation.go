@@ -42,6 +42,9 @@ type Msg struct {
 	// replyErr is the error of the reply, for the turn's metrics; written
 	// and read on the object's goroutine.
 	replyErr error
+	// panicked is set when the work or the constructor panicked or
+	// called Abort (for the turn's metrics).
+	panicked bool
 	// metrics and stripe are the counters of the object that ran the
 	// event, set before the reply (the waiter reads them after it).
 	metrics *metrics.Namespace

@@ -183,6 +183,7 @@ func (a *Activation) turn(m *Msg, level int) {
 			err = errs.Remote(err)
 		}
 	}
+	m.panicked = how != returned
 	// Calls the turn left running (fire-and-forget) are cancelled with its
 	// context; they no longer resume it when they return.
 	cancel()
@@ -290,7 +291,7 @@ func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
 	d := time.Since(t0)
 	nm.TurnSeconds.ObserveAt(a.stripe, int64(d))
 	if m.replyErr != nil {
-		nm.TurnErrors[errorKind(m.replyErr)].IncAt(a.stripe)
+		nm.TurnErrors[errorKind(m.replyErr, m.panicked)].IncAt(a.stripe)
 	}
 	if slow := a.h.cfg.SlowTurn; slow > 0 && d > slow && !m.Background {
 		a.h.log.Warn("durable: slow turn", "namespace", a.id.Namespace, "id", a.id.ID,
@@ -298,18 +299,19 @@ func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
 	}
 }
 
-// errorKind classifies a turn's error for its metrics.
-func errorKind(err error) string {
+// errorKind classifies a turn's error for its metrics: panicked says the
+// work (or the constructor) panicked or called Abort.
+func errorKind(err error, panicked bool) string {
 	var ce *errs.Call
 	switch {
+	case panicked:
+		return metrics.KindPanic
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return metrics.KindCancelled
-	case errors.As(err, &ce) && ce.Remote && errors.Is(err, errs.ErrObjectReset):
-		return metrics.KindPanic
+	case errors.As(err, &ce) && ce.Remote:
+		return metrics.KindError // returned by the code, whatever it wraps
 	case errors.Is(err, errs.ErrObjectReset):
 		return metrics.KindReset
-	case errors.As(err, &ce) && ce.Remote:
-		return metrics.KindError
 	default:
 		return metrics.KindOther
 	}
@@ -349,7 +351,16 @@ func (a *Activation) commitConstruction(ctx context.Context) error {
 	if ts.outgoing > 0 {
 		return nil // the segment ended at the calls' durability point
 	}
-	if _, err := a.point(ts); err != nil {
+	// An object addressed by name keeps the name with its first write, and
+	// the constructor's may be the only one (a schema, then reads).
+	a.smu.Lock()
+	storeName := false
+	if a.obj != nil && a.name != "" && !a.nameStored && a.obj.InTurn() && a.obj.Wrote() {
+		storeName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
+	}
+	a.smu.Unlock()
+	p, err := a.point(ts)
+	if err != nil {
 		if errors.Is(err, store.ErrNotInTurn) {
 			return nil // no storage segment is open: nothing to commit
 		}
@@ -366,6 +377,16 @@ func (a *Activation) commitConstruction(ctx context.Context) error {
 		return resetError("the object's storage failed after construction")
 	}
 	a.beganSegLocked()
+	if done, perr := p.Ready(); done && perr != nil {
+		// The COMMIT of the constructor's writes failed at once (the
+		// object reset): the instance must not be built on writes that are
+		// gone. The turn fails, retryably; the next event constructs again.
+		return &errs.Call{Message: "durable: object reset: the constructor's writes could not be committed: " + perr.Error(),
+			Retryable: true, Err: errs.ErrObjectReset}
+	}
+	if storeName {
+		a.nameStored = true
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -92,5 +93,24 @@ func TestObject_CreateOverStaleNewFile(t *testing.T) {
 	}
 	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, st.template) {
 		t.Errorf("the database is not the template: %d bytes, %v", len(b), err)
+	}
+}
+
+// The store opens without a writable TMPDIR: the template is built in the
+// data directory, and nothing of it is left there.
+func TestStore_OpensWithoutATempDir(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "does-not-exist"))
+	dir := t.TempDir()
+	st := mustStore(t, Config{Dir: dir})
+	o := mustObject(t, st, "NS", "t1")
+	mustTurn(t, o, func() error { return o.Put("k", 1) })
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".template") {
+			t.Errorf("%s left in the data directory", e.Name())
+		}
 	}
 }

@@ -72,6 +72,11 @@ func (o *Object) open() error {
 		if dirs, err = mkdirs(filepath.Dir(o.path)); err != nil {
 			return fmt.Errorf("store: create directory for %s/%s: %w", o.ns, o.id, err)
 		}
+	} else {
+		// The file may have been made by a process that died before its
+		// first sync: its directories' entries are synced once per process
+		// before a write in them is acknowledged.
+		dirs = o.st.unsyncedDirs(filepath.Dir(o.path))
 	}
 	if created {
 		if err := o.st.writeTemplate(o.path); err != nil {
@@ -91,8 +96,8 @@ func (o *Object) open() error {
 	}
 	if created {
 		o.createdNow = true
-		o.newDirs = dirs
 	}
+	o.newDirs = dirs
 	o.mu.Lock()
 	o.conn = dc
 	o.mu.Unlock()
@@ -105,9 +110,10 @@ func (o *Object) open() error {
 // otherwise build each new file with a journal-mode switch (a rollback
 // journal and four syncs) and a schema transaction parsed anew: most of
 // the cost of creating an object. It is built once per store, by SQLite
-// itself, in a temporary directory.
-func buildTemplate() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "durable-template-")
+// itself, in a temporary directory under in (the data directory: it is
+// writable, where TMPDIR may not be).
+func buildTemplate(in string) ([]byte, error) {
+	dir, err := os.MkdirTemp(in, ".template-")
 	if err != nil {
 		return nil, err
 	}

@@ -113,6 +113,10 @@ type Store struct {
 	log     *slog.Logger
 	// template is a new object's database file (see buildTemplate).
 	template []byte
+	// syncedDirs holds the directories this process fsynced (or covered
+	// with syncfs): a file it did not create may sit in a directory whose
+	// entry a dead process never synced.
+	syncedDirs sync.Map // path → struct{}
 
 	mu      sync.Mutex
 	objects map[objectKey]*Object // guarded by mu; acquired or open objects
@@ -148,7 +152,7 @@ func Open(cfg Config) (*Store, error) {
 	if base == nil {
 		base = vfs.Find("")
 	}
-	template, err := buildTemplate()
+	template, err := buildTemplate(abs)
 	if err != nil {
 		return nil, fmt.Errorf("store: build the new-database template: %w", err)
 	}
@@ -439,4 +443,26 @@ func (st *Store) Close() error {
 	st.coord.close()
 	vfs.Unregister(st.vfsName)
 	return errors.Join(errsOut...)
+}
+
+// unsyncedDirs returns dir and its parents up to the data directory that
+// this process has not synced yet.
+func (st *Store) unsyncedDirs(dir string) []string {
+	root := filepath.Dir(st.dir) // Dir, holding objects/
+	var out []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, ok := st.syncedDirs.Load(d); !ok {
+			out = append(out, d)
+		}
+		if d == root || filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
+// dirsSynced records directories a successful sync round covered.
+func (st *Store) dirsSynced(dirs []string) {
+	for _, d := range dirs {
+		st.syncedDirs.Store(d, struct{}{})
+	}
 }

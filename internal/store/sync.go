@@ -249,6 +249,7 @@ func (c *coordinator) round(batch []commitRec) {
 			r.p.Resolve(fmt.Errorf("store: %s/%s: sync failed: %v: %w", r.obj.ns, r.obj.id, err, errs.ErrObjectReset))
 			continue
 		}
+		r.obj.st.dirsSynced(r.dirs)
 		r.p.Resolve(nil)
 	}
 	c.mu.Lock()
@@ -265,15 +266,42 @@ func (c *coordinator) round(batch []commitRec) {
 	}
 }
 
+// dirSync is one directory's fsync in a round.
+type dirSync struct {
+	mu  sync.Mutex // held while the fsync runs
+	err error
+}
+
 // maxParallelSyncs bounds the fdatasyncs one round runs at once.
 const maxParallelSyncs = 16
 
 // syncEach fdatasyncs each object's WAL (and fsyncs new directories), up to
 // maxParallelSyncs at a time.
 func (c *coordinator) syncEach(order []*Object, byObj map[*Object]*objSync) (files, dirs int64) {
+	// A directory several objects of the round wait for is synced once;
+	// the others wait for that sync.
+	var dmu sync.Mutex
+	dirDone := map[string]*dirSync{}
+	syncDir := func(d string) error {
+		dmu.Lock()
+		ds := dirDone[d]
+		if ds == nil {
+			ds = &dirSync{}
+			dirDone[d] = ds
+			ds.mu.Lock()
+			dmu.Unlock()
+			ds.err = c.syncer.SyncDir(d)
+			ds.mu.Unlock()
+			return ds.err
+		}
+		dmu.Unlock()
+		ds.mu.Lock() // held by the syncing goroutine until it is done
+		defer ds.mu.Unlock()
+		return ds.err
+	}
 	one := func(s *objSync) {
 		for _, d := range s.dirs {
-			if err := c.syncer.SyncDir(d); err != nil {
+			if err := syncDir(d); err != nil {
 				s.err = fmt.Errorf("fsync directory %s: %w", d, err)
 				return
 			}
