@@ -134,7 +134,7 @@ func (n *Nagger) Arm(ctx context.Context, d time.Duration) (bool, error) {
 }
 
 // SetAlarm waits for the index; no path may deadlock, Close included.
-func TestReviewS6_SetAlarmEverywhereAndClose(t *testing.T) {
+func TestSetAlarmFromEveryPlaceNeverHangs(t *testing.T) {
 	dir := t.TempDir()
 	fired := &atomic.Int64{}
 	newNagger := func(st *durable.State) (*Nagger, error) {
