@@ -22,7 +22,13 @@ const (
 // has an entry and its alarm is never lost. The wait is one sync round of
 // the index, which other turns share.
 func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
-	if err := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs).Wait(context.Background()); err != nil {
+	// The wait ends with the turn (its context is cancelled when the turn
+	// ends, and when a fence or Close interrupts it).
+	ctx := context.Background()
+	if ts := a.current; ts != nil && ts.ctx != nil {
+		ctx = ts.ctx
+	}
+	if err := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs).Wait(ctx); err != nil {
 		return err
 	}
 	err := a.Do(gen, func(o *store.Object) error { return o.SetAlarmRecord(atMs, 0) })
@@ -141,9 +147,12 @@ func (h *Host) alarmWork(force bool) Work {
 			return h.alarmFailed(a, ts, retries, now, herr)
 		}
 		res := alarmResult{kind: alarm.Cleared, ran: true}
+		// Read under the turn's lock here, never inside a.Do: the storage
+		// lock is taken after the turn's lock elsewhere (suspend, point).
 		ts.mu.Lock()
-		setInHandler := ts.alarmSetMs != 0
+		setMs := ts.alarmSetMs
 		ts.mu.Unlock()
+		setInHandler := setMs != 0
 		err = a.Do(ts.gen, func(o *store.Object) error {
 			if err := o.TxEnd(true); err != nil {
 				return err
@@ -154,11 +163,9 @@ func (h *Host) alarmWork(force bool) Work {
 			at, _, ok, err := o.AlarmRecord()
 			if ok {
 				res = alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}
-				ts.mu.Lock()
-				if ts.alarmSetMs == at {
+				if setMs == at {
 					res.kind = alarm.Kept // the handler's SetAlarm wrote the entry
 				}
-				ts.mu.Unlock()
 			}
 			return err
 		})

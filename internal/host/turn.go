@@ -522,8 +522,8 @@ func (a *Activation) resume(ts *turnState) {
 var errPointInTransaction = errors.New("durable: an outgoing call or a flush cannot happen inside Storage.Transaction: the transaction would commit half done; make the call before or after it")
 
 // point ends the turn's current storage segment and commits it; the
-// returned promise is ready when its writes (and the alarm index entries
-// the turn set) are durable. An Exec error nobody read fails the segment
+// returned promise is ready when its writes are durable (alarm index
+// entries are durable before SetAlarm returns). An Exec error nobody read fails the segment
 // (rolled back) and is returned; the turn goes on in a new segment.
 func (a *Activation) point(ts *turnState) (*gate.Promise, error) {
 	a.smu.Lock()
