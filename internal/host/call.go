@@ -46,11 +46,15 @@ func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string,
 	select {
 	case r := <-m.done:
 		// Errors wait too: an error can reveal what the turn read.
-		if done, _ := r.P.Ready(); !done && m.metrics != nil {
-			m.metrics.OutputsHeld.AddAt(m.stripe, 1)
-			defer m.metrics.OutputsHeld.AddAt(m.stripe, -1)
+		done, err := r.P.Ready()
+		if !done {
+			if m.metrics != nil {
+				m.metrics.OutputsHeld.AddAt(m.stripe, 1)
+				defer m.metrics.OutputsHeld.AddAt(m.stripe, -1)
+			}
+			err = r.P.Wait(ctx)
 		}
-		if err := r.P.Wait(ctx); err != nil {
+		if err != nil {
 			if errors.Is(err, errs.ErrObjectReset) {
 				return nil, &errs.Call{Message: err.Error(), Retryable: true, Err: errs.ErrObjectReset}
 			}

@@ -247,9 +247,10 @@ func (a *Activation) turn(m *Msg, level int) {
 	}
 	p, endErr := a.obj.End(err)
 	if nm := a.class.Metrics; nm != nil {
-		r, w := a.obj.TakeRows()
-		nm.RowsRead.AddAt(a.stripe, uint64(r))
-		nm.RowsWritten.AddAt(a.stripe, uint64(w))
+		if r, w := a.obj.TakeRows(); r|w != 0 {
+			nm.RowsRead.AddAt(a.stripe, uint64(r))
+			nm.RowsWritten.AddAt(a.stripe, uint64(w))
+		}
 	}
 	if err != nil {
 		a.endSegLocked(nil, err)
