@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"github.com/durable-go/durable/internal/usage"
 	"net/http"
 	"os"
 
@@ -13,7 +14,9 @@ import (
 // /admin/v1 (JSON): the defined namespaces, and a namespace's stored
 // objects in ID order with cursor pagination (10 to 10,000 a page, 1,000 by
 // default), each with its size on disk, its state (live, hibernated or
-// stored) and its queued events. Every request needs the header
+// stored) and its queued events; what each object used (requests, wall
+// time, rows read and written, stored bytes) and the top users by each.
+// Every request needs the header
 // "Authorization: Bearer <token>"; the token is compared in constant time
 // and an empty token refuses everything. Serve it on its own address, never
 // beside the app: `durable serve --admin-addr` does.
@@ -61,4 +64,22 @@ func (a adminObjects) ListObjects(ns, after string, limit int) ([]admin.ObjectIn
 		out = append(out, info)
 	}
 	return out, more, nil
+}
+
+// Usage flushes what objects used so far and returns one object's totals.
+func (a adminObjects) Usage(ns, id string) (usage.Totals, error) {
+	if a.rt.namespaceMetricsOf(ns) == nil {
+		return usage.Totals{}, admin.ErrUnknownNamespace
+	}
+	a.rt.flushUsage()
+	return a.rt.usage.Get(ns, id)
+}
+
+// TopUsage flushes what objects used so far and returns the top n.
+func (a adminObjects) TopUsage(ns, by string, n int) ([]usage.Totals, error) {
+	if ns != "" && a.rt.namespaceMetricsOf(ns) == nil {
+		return nil, admin.ErrUnknownNamespace
+	}
+	a.rt.flushUsage()
+	return a.rt.usage.Top(ns, by, n)
 }

@@ -166,3 +166,68 @@ func TestAdmin_BadRequests(t *testing.T) {
 		t.Errorf("namespaces: %d %s", code, body)
 	}
 }
+
+// What each object used is counted per request, kept across a restart,
+// and the top users come first.
+func TestAdmin_Usage(t *testing.T) {
+	dir := t.TempDir()
+	rt := durabletest.New(t, durable.Config{Dir: dir})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	ctx := context.Background()
+	for range 7 {
+		durable.Call(ctx, ns.GetByName("a"), (*Counter).Increment, 1)
+	}
+	for range 3 {
+		durable.Call(ctx, ns.GetByName("b"), (*Counter).Increment, 1)
+	}
+	a := ns.IDFromName("a").String()
+	check := func(rt *durable.Runtime, when string) {
+		t.Helper()
+		srv := httptest.NewServer(rt.AdminHandler(adminToken))
+		defer srv.Close()
+		code, body := adminGet(t, srv, "/admin/v1/namespaces/COUNTER/objects/"+a+"/usage", adminToken)
+		var u struct {
+			Requests    int64 `json:"requests"`
+			WallNs      int64 `json:"wall_ns"`
+			RowsRead    int64 `json:"rows_read"`
+			RowsWritten int64 `json:"rows_written"`
+			Bytes       int64 `json:"bytes"`
+		}
+		if err := json.Unmarshal(body, &u); code != 200 || err != nil {
+			t.Fatalf("%s: usage: %d %s", when, code, body)
+		}
+		// 7 increments: a get and a put each, but the first get found no
+		// database and read nothing.
+		if u.Requests != 7 || u.RowsWritten != 7 || u.RowsRead != 6 || u.WallNs <= 0 || u.Bytes <= 0 {
+			t.Errorf("%s: usage of a = %+v, want 7 requests, 6 rows read, 7 written, some wall time and bytes", when, u)
+		}
+		code, body = adminGet(t, srv, "/admin/v1/usage/top?by=requests&n=2&namespace=COUNTER", adminToken)
+		var top struct {
+			Objects []struct {
+				ID       string `json:"id"`
+				Requests int64  `json:"requests"`
+			} `json:"objects"`
+		}
+		if err := json.Unmarshal(body, &top); code != 200 || err != nil || len(top.Objects) != 2 {
+			t.Fatalf("%s: top: %d %s", when, code, body)
+		}
+		if top.Objects[0].ID != a || top.Objects[0].Requests != 7 || top.Objects[1].Requests != 3 {
+			t.Errorf("%s: top by requests = %s", when, body)
+		}
+		for path, want := range map[string]int{
+			"/admin/v1/usage/top?by=nonsense":                   400,
+			"/admin/v1/usage/top?n=0":                           400,
+			"/admin/v1/usage/top?namespace=NOPE":                404,
+			"/admin/v1/namespaces/NOPE/objects/" + a + "/usage": 404,
+			"/admin/v1/usage/top?by=bytes&n=1000":               200,
+		} {
+			if got, body := adminGet(t, srv, path, adminToken); got != want {
+				t.Errorf("%s: GET %s: %d %s, want %d", when, path, got, body, want)
+			}
+		}
+	}
+	check(rt, "live")
+	rt = durabletest.Restart(t, rt)
+	durable.Define(rt, "COUNTER", NewCounter)
+	check(rt, "after a restart")
+}

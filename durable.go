@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/durable-go/durable/internal/metrics"
+	"github.com/durable-go/durable/internal/usage"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -153,6 +154,9 @@ type Runtime struct {
 	nsMetrics    sync.Map // namespace name → *metrics.Namespace
 	dbBytes      dbBytes
 
+	usage                *usage.Book
+	usageStop, usageDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -244,6 +248,14 @@ func Open(cfg Config) (*Runtime, error) {
 		rt.store.Close()
 		return fail(err)
 	}
+	if rt.usage, err = usage.Open(rt.store); err != nil {
+		rt.host.Close(context.Background())
+		hub.Shutdown(context.Background())
+		rt.store.Close()
+		return fail(err)
+	}
+	rt.usageStop, rt.usageDone = make(chan struct{}), make(chan struct{})
+	go rt.flushUsageEvery(UsageFlushEvery)
 	return rt, nil
 }
 
@@ -260,6 +272,10 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		if err := rt.hub.Shutdown(ctx); err != nil {
 			rt.cfg.Logger.Warn("durable: close: WebSockets still closing when the deadline passed", "err", err)
 		}
+		close(rt.usageStop)
+		<-rt.usageDone
+		rt.flushUsage() // what the last turns used
+		rt.usage.Close()
 		serr := rt.store.Close()
 		rt.lock.Close()
 		if rt.tmpDir {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"github.com/durable-go/durable/internal/usage"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,6 +43,11 @@ type Objects interface {
 	// ListObjects returns up to limit objects after the ID after, in ID
 	// order, and whether more follow.
 	ListObjects(ns, after string, limit int) ([]ObjectInfo, bool, error)
+	// Usage returns what one object used, up to now.
+	Usage(ns, id string) (usage.Totals, error)
+	// TopUsage returns the n objects (of ns, or of all when ns is "") that
+	// used the most by one of usage.Orders.
+	TopUsage(ns, by string, n int) ([]usage.Totals, error)
 }
 
 // APIHandler serves the admin REST API under /admin/v1, to requests with
@@ -50,6 +56,9 @@ type Objects interface {
 //	GET /admin/v1/namespaces                     → {"namespaces": [{"name", "live"}]}
 //	GET /admin/v1/namespaces/{ns}/objects        → {"objects": [...], "cursor": "..."}
 //	    ?limit=10..10000 (1000) &cursor=<from the last page>; cursor "" on the last page
+//	GET /admin/v1/namespaces/{ns}/objects/{id}/usage → one object's usage totals
+//	GET /admin/v1/usage/top?by=requests|wall|rows_read|rows_written|bytes&n=1..1000 (10)&namespace=
+//	                                             → {"by", "objects": [...]}: the top users
 func APIHandler(token string, src Objects) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
@@ -66,12 +75,7 @@ func APIHandler(token string, src Objects) http.Handler {
 			limit = n
 		}
 		objs, more, err := src.ListObjects(r.PathValue("ns"), r.URL.Query().Get("cursor"), limit)
-		switch {
-		case errors.Is(err, ErrUnknownNamespace):
-			writeError(w, http.StatusNotFound, "no namespace "+strconv.Quote(r.PathValue("ns")))
-			return
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
+		if fail(w, r, err) {
 			return
 		}
 		cursor := ""
@@ -82,6 +86,41 @@ func APIHandler(token string, src Objects) http.Handler {
 			objs = []ObjectInfo{}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"objects": objs, "cursor": cursor})
+	})
+	mux.HandleFunc("GET /admin/v1/namespaces/{ns}/objects/{id}/usage", func(w http.ResponseWriter, r *http.Request) {
+		t, err := src.Usage(r.PathValue("ns"), r.PathValue("id"))
+		if fail(w, r, err) {
+			return
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+	mux.HandleFunc("GET /admin/v1/usage/top", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		by := q.Get("by")
+		if by == "" {
+			by = "requests"
+		}
+		if _, ok := usage.Orders[by]; !ok {
+			writeError(w, http.StatusBadRequest, "by must be one of requests, wall, rows_read, rows_written, bytes")
+			return
+		}
+		n := 10
+		if s := q.Get("n"); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 || v > 1000 {
+				writeError(w, http.StatusBadRequest, "n must be a whole number from 1 to 1000")
+				return
+			}
+			n = v
+		}
+		top, err := src.TopUsage(q.Get("namespace"), by, n)
+		if fail(w, r, err) {
+			return
+		}
+		if top == nil {
+			top = []usage.Totals{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"by": by, "objects": top})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin route "+r.Method+" "+r.URL.Path)
@@ -98,6 +137,23 @@ func APIHandler(token string, src Objects) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// fail answers for err, if any: 404 for an unknown namespace, 500 else.
+func fail(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrUnknownNamespace):
+		ns := r.PathValue("ns")
+		if ns == "" {
+			ns = r.URL.Query().Get("namespace")
+		}
+		writeError(w, http.StatusNotFound, "no namespace "+strconv.Quote(ns))
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -74,6 +74,7 @@ type Activation struct {
 	h      *Host
 	id     route.ObjectID
 	stripe uint8 // the object's stripe of its namespace's counters
+	use    useCounters
 	class  *Class
 	mb     *actor.Mailbox[*Msg]
 	tok    actor.Token
@@ -386,6 +387,7 @@ func (a *Activation) tryRetire() bool {
 // with err.
 func (a *Activation) retire(err error) {
 	h := a.h
+	defer h.foldUsage(a) // what it used is kept for the next TakeUsage
 	h.mu.Lock()
 	if h.live[a.id] == a {
 		delete(h.live, a.id)

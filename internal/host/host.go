@@ -81,6 +81,9 @@ type Host struct {
 	cfg Config
 	log *slog.Logger
 
+	usageMu sync.Mutex
+	usage   map[route.ObjectID]Usage // guarded by usageMu; what retired activations used
+
 	mu       sync.Mutex
 	classes  map[string]*Class                // guarded by mu
 	live     map[route.ObjectID]*Activation   // guarded by mu
@@ -231,4 +234,78 @@ func (h *Host) Object(id route.ObjectID) ObjectLoad {
 	name := a.name
 	a.smu.Unlock()
 	return ObjectLoad{Live: true, Mailbox: int64(a.mb.Len()), Name: name}
+}
+
+// Usage is what an object used, in the platform's billing units.
+type Usage struct {
+	Requests, WallNanos, RowsRead, RowsWritten int64
+}
+
+// useCounters is an activation's usage since the last TakeUsage: only the
+// object's goroutine adds, TakeUsage swaps.
+type useCounters struct {
+	requests, wall, rowsRead, rowsWritten atomic.Int64
+}
+
+func (u *useCounters) take() Usage {
+	return Usage{Requests: u.requests.Swap(0), WallNanos: u.wall.Swap(0),
+		RowsRead: u.rowsRead.Swap(0), RowsWritten: u.rowsWritten.Swap(0)}
+}
+
+func (u Usage) zero() bool { return u == Usage{} }
+
+// foldUsage keeps what a retired activation used until the next TakeUsage.
+func (h *Host) foldUsage(a *Activation) {
+	if u := a.use.take(); !u.zero() {
+		h.KeepUsage(map[route.ObjectID]Usage{a.id: u})
+	}
+}
+
+func (u *Usage) add(o Usage) {
+	u.Requests += o.Requests
+	u.WallNanos += o.WallNanos
+	u.RowsRead += o.RowsRead
+	u.RowsWritten += o.RowsWritten
+}
+
+// TakeUsage returns what every object used since the last call, and starts
+// counting again.
+func (h *Host) TakeUsage() map[route.ObjectID]Usage {
+	h.mu.Lock()
+	acts := make([]*Activation, 0, len(h.live))
+	for _, a := range h.live {
+		acts = append(acts, a)
+	}
+	h.mu.Unlock()
+	h.usageMu.Lock()
+	out := h.usage
+	h.usage = nil
+	h.usageMu.Unlock()
+	if out == nil {
+		out = map[route.ObjectID]Usage{}
+	}
+	for _, a := range acts {
+		u := a.use.take()
+		if u.zero() {
+			continue
+		}
+		p := out[a.id]
+		p.add(u)
+		out[a.id] = p
+	}
+	return out
+}
+
+// KeepUsage gives back counts a flush could not write, for the next one.
+func (h *Host) KeepUsage(took map[route.ObjectID]Usage) {
+	h.usageMu.Lock()
+	defer h.usageMu.Unlock()
+	if h.usage == nil {
+		h.usage = map[route.ObjectID]Usage{}
+	}
+	for id, u := range took {
+		p := h.usage[id]
+		p.add(u)
+		h.usage[id] = p
+	}
 }

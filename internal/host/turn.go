@@ -250,6 +250,8 @@ func (a *Activation) turn(m *Msg, level int) {
 		if r, w := a.obj.TakeRows(); r|w != 0 {
 			nm.RowsRead.AddAt(a.stripe, uint64(r))
 			nm.RowsWritten.AddAt(a.stripe, uint64(w))
+			a.use.rowsRead.Add(r)
+			a.use.rowsWritten.Add(w)
 		}
 	}
 	if err != nil {
@@ -291,6 +293,8 @@ func (a *Activation) turn(m *Msg, level int) {
 func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
 	d := time.Since(t0)
 	nm.TurnSeconds.ObserveAt(a.stripe, int64(d))
+	a.use.requests.Add(1)
+	a.use.wall.Add(int64(d))
 	if m.replyErr != nil {
 		nm.TurnErrors[errorKind(m.replyErr, m.panicked)].IncAt(a.stripe)
 	}

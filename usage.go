@@ -1,0 +1,62 @@
+package durable
+
+import (
+	"os"
+	"time"
+
+	"github.com/durable-go/durable/internal/route"
+	"github.com/durable-go/durable/internal/usage"
+)
+
+// UsageFlushEvery is how often what objects used (requests, wall time,
+// rows read and written, stored bytes) is written to Dir/usage.sqlite: in
+// one transaction per flush, never one write per request.
+const UsageFlushEvery = 10 * time.Second
+
+// flushUsageEvery flushes the usage until Close.
+func (rt *Runtime) flushUsageEvery(every time.Duration) {
+	defer close(rt.usageDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			rt.flushUsage()
+		case <-rt.usageStop:
+			return
+		}
+	}
+}
+
+// flushUsage writes what objects used since the last flush; on failure
+// the counts are kept for the next one.
+func (rt *Runtime) flushUsage() {
+	took := rt.host.TakeUsage()
+	if len(took) == 0 {
+		return
+	}
+	deltas := make([]usage.Delta, 0, len(took))
+	for id, u := range took {
+		deltas = append(deltas, usage.Delta{NS: id.Namespace, ID: id.ID, Requests: u.Requests, WallNanos: u.WallNanos,
+			RowsRead: u.RowsRead, RowsWritten: u.RowsWritten, Bytes: rt.dbSize(id)})
+	}
+	if err := rt.usage.Add(deltas); err != nil {
+		rt.cfg.Logger.Error("durable: usage not recorded; kept for the next flush", "objects", len(deltas), "err", err)
+		rt.host.KeepUsage(took)
+	}
+}
+
+// dbSize is the size on disk of an object's database and WAL (-1 if it
+// has none).
+func (rt *Runtime) dbSize(id route.ObjectID) int64 {
+	path := rt.store.Path(id.Namespace, id.ID)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	n := fi.Size()
+	if wal, err := os.Stat(path + "-wal"); err == nil {
+		n += wal.Size()
+	}
+	return n
+}
