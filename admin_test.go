@@ -231,3 +231,24 @@ func TestAdmin_Usage(t *testing.T) {
 	durable.Define(rt, "COUNTER", NewCounter)
 	check(rt, "after a restart")
 }
+
+// The auth scheme is case-insensitive (RFC 9110); the token is not.
+func TestAdmin_SchemeCaseInsensitive(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	h := rt.AdminHandler(adminToken)
+	for header, want := range map[string]int{
+		"bearer " + adminToken:                  200,
+		"BEARER " + adminToken:                  200,
+		"Bearer " + strings.ToUpper(adminToken): 401,
+		"Basic " + adminToken:                   401,
+		adminToken:                              401,
+	} {
+		req := httptest.NewRequest("GET", "/admin/v1/namespaces", nil)
+		req.Header.Set("Authorization", header)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Authorization %q: %d, want %d", header, rec.Code, want)
+		}
+	}
+}

@@ -156,6 +156,8 @@ type Runtime struct {
 
 	usage                *usage.Book
 	usageStop, usageDone chan struct{}
+	usageMu              sync.Mutex // one flush at a time; Close's is the last
+	usageClosed          bool       // guarded by usageMu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -272,10 +274,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		if err := rt.hub.Shutdown(ctx); err != nil {
 			rt.cfg.Logger.Warn("durable: close: WebSockets still closing when the deadline passed", "err", err)
 		}
-		close(rt.usageStop)
-		<-rt.usageDone
-		rt.flushUsage() // what the last turns used
-		rt.usage.Close()
+		rt.closeUsage()
 		serr := rt.store.Close()
 		rt.lock.Close()
 		if rt.tmpDir {

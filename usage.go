@@ -31,6 +31,11 @@ func (rt *Runtime) flushUsageEvery(every time.Duration) {
 // flushUsage writes what objects used since the last flush; on failure
 // the counts are kept for the next one.
 func (rt *Runtime) flushUsage() {
+	rt.usageMu.Lock()
+	defer rt.usageMu.Unlock()
+	if rt.usageClosed {
+		return // Close made the last flush; counts after it are not kept
+	}
 	took := rt.host.TakeUsage()
 	if len(took) == 0 {
 		return
@@ -59,4 +64,17 @@ func (rt *Runtime) dbSize(id route.ObjectID) int64 {
 		n += wal.Size()
 	}
 	return n
+}
+
+// closeUsage makes the last flush and closes the usage database: flushes
+// that come later (an admin query racing Close) find it closed and take
+// nothing, so no count is taken and then dropped.
+func (rt *Runtime) closeUsage() {
+	close(rt.usageStop)
+	<-rt.usageDone
+	rt.flushUsage() // what the last turns used
+	rt.usageMu.Lock()
+	rt.usageClosed = true
+	rt.usage.Close()
+	rt.usageMu.Unlock()
 }

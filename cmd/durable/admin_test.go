@@ -33,3 +33,17 @@ func TestAdminTokenPrecedence(t *testing.T) {
 		t.Errorf("an empty token file: %v, want a clear error", err)
 	}
 }
+
+func TestAdminTokenBlankRefused(t *testing.T) {
+	t.Setenv("DURABLE_ADMIN_TOKEN", "")
+	if _, _, err := adminToken(t.TempDir(), "   "); err == nil {
+		t.Error("a blank --admin-token was accepted")
+	}
+	t.Setenv("DURABLE_ADMIN_TOKEN", " \t")
+	if _, _, err := adminToken(t.TempDir(), ""); err == nil {
+		t.Error("a blank $DURABLE_ADMIN_TOKEN was accepted")
+	}
+	if tok, _, err := adminToken(t.TempDir(), " padded "); err != nil || tok != "padded" {
+		t.Errorf("--admin-token \" padded \" = %q, %v; want it trimmed", tok, err)
+	}
+}

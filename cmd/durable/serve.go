@@ -215,10 +215,16 @@ const adminTokenFile = "admin-token"
 // random bytes, hex, mode 0600) the first time; generated reports that.
 func adminToken(dir, flagValue string) (token string, generated bool, err error) {
 	if flagValue != "" {
-		return flagValue, false, nil
+		if strings.TrimSpace(flagValue) == "" {
+			return "", false, errors.New("--admin-token is blank")
+		}
+		return strings.TrimSpace(flagValue), false, nil
 	}
 	if v := os.Getenv("DURABLE_ADMIN_TOKEN"); v != "" {
-		return v, false, nil
+		if strings.TrimSpace(v) == "" {
+			return "", false, errors.New("$DURABLE_ADMIN_TOKEN is blank")
+		}
+		return strings.TrimSpace(v), false, nil
 	}
 	path := filepath.Join(dir, adminTokenFile)
 	if b, err := os.ReadFile(path); err == nil {

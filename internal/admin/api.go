@@ -60,6 +60,7 @@ type Objects interface {
 //	GET /admin/v1/usage/top?by=requests|wall|rows_read|rows_written|bytes&n=1..1000 (10)&namespace=
 //	                                             → {"by", "objects": [...]}: the top users
 func APIHandler(token string, src Objects) http.Handler {
+	token = strings.TrimSpace(token) // a header value cannot carry the spaces
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"namespaces": src.Namespaces()})
@@ -127,7 +128,8 @@ func APIHandler(token string, src Objects) http.Handler {
 	})
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer") // the scheme is case-insensitive
 		// Compare digests: constant time whatever the lengths.
 		sum := sha256.Sum256([]byte(got))
 		if !ok || token == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
@@ -139,11 +141,14 @@ func APIHandler(token string, src Objects) http.Handler {
 	})
 }
 
-// fail answers for err, if any: 404 for an unknown namespace, 500 else.
+// fail answers for err, if any: 404 for an unknown namespace, 503 while
+// the runtime closes, 500 else.
 func fail(w http.ResponseWriter, r *http.Request, err error) bool {
 	switch {
 	case err == nil:
 		return false
+	case errors.Is(err, usage.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, ErrUnknownNamespace):
 		ns := r.PathValue("ns")
 		if ns == "" {

@@ -15,6 +15,9 @@ import (
 	"github.com/durable-go/durable/internal/store"
 )
 
+// ErrClosed is returned by a closed Book.
+var ErrClosed = errors.New("usage: the usage database is closed (the runtime is closing)")
+
 // Delta is what one object used since the last flush.
 type Delta struct {
 	NS, ID                string
@@ -85,7 +88,7 @@ func (b *Book) turn(fn func(o *store.Object) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.o == nil {
-		return errors.New("usage: closed")
+		return ErrClosed
 	}
 	if err := b.o.Begin(); err != nil {
 		return err
