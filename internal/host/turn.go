@@ -246,14 +246,6 @@ func (a *Activation) turn(m *Msg, level int) {
 		storedName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
 	}
 	p, endErr := a.obj.End(err)
-	if nm := a.class.Metrics; nm != nil {
-		if r, w := a.obj.TakeRows(); r|w != 0 {
-			nm.RowsRead.AddAt(a.stripe, uint64(r))
-			nm.RowsWritten.AddAt(a.stripe, uint64(w))
-			a.use.rowsRead.Add(r)
-			a.use.rowsWritten.Add(w)
-		}
-	}
 	if err != nil {
 		a.endSegLocked(nil, err)
 	} else if endErr != nil {
@@ -295,6 +287,20 @@ func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
 	nm.TurnSeconds.ObserveAt(a.stripe, int64(d))
 	a.use.requests.Add(1)
 	a.use.wall.Add(int64(d))
+	// Rows of every path the turn ended by (committed, failed, fenced,
+	// detached at a durability point) are counted here, at its very end.
+	a.smu.Lock()
+	var r, w int64
+	if a.obj != nil {
+		r, w = a.obj.TakeRows()
+	}
+	a.smu.Unlock()
+	if r|w != 0 {
+		nm.RowsRead.AddAt(a.stripe, uint64(r))
+		nm.RowsWritten.AddAt(a.stripe, uint64(w))
+		a.use.rowsRead.Add(r)
+		a.use.rowsWritten.Add(w)
+	}
 	if m.replyErr != nil {
 		nm.TurnErrors[errorKind(m.replyErr, m.panicked)].IncAt(a.stripe)
 	}
