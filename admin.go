@@ -1,6 +1,13 @@
 package durable
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/durable-go/durable/internal/store"
 	"github.com/durable-go/durable/internal/usage"
 	"net/http"
 	"os"
@@ -82,4 +89,39 @@ func (a adminObjects) TopUsage(ns, by string, n int) ([]usage.Totals, error) {
 	}
 	a.rt.flushUsage()
 	return a.rt.usage.Top(ns, by, n)
+}
+
+// queryTimeout bounds an operator's query.
+const queryTimeout = 5 * time.Second
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Query runs one read-only statement as a turn of the object, without
+// building its instance.
+func (a adminObjects) Query(ns, id, sql string) (admin.QueryResult, error) {
+	if a.rt.namespaceMetricsOf(ns) == nil {
+		return admin.QueryResult{}, admin.ErrUnknownNamespace
+	}
+	if !hexID.MatchString(id) {
+		return admin.QueryResult{}, fmt.Errorf("%w: %q is not an object ID (64 lowercase hex digits)", admin.ErrBadQuery, id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	var res admin.QueryResult
+	err := a.rt.host.Inspect(ctx, route.ObjectID{Namespace: ns, ID: id}, func(o *store.Object) (err error) {
+		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(ctx, sql, admin.MaxQueryRows)
+		return err
+	})
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, store.ErrNoData):
+		return res, fmt.Errorf("%w: object %s of %s has no stored data", admin.ErrNotFound, id, ns)
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("%w after %v", admin.ErrTimeout, queryTimeout)
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrObjectReset):
+		return res, err
+	default:
+		return res, fmt.Errorf("%w: %v", admin.ErrBadQuery, err)
+	}
 }

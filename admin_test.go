@@ -252,3 +252,82 @@ func TestAdmin_SchemeCaseInsensitive(t *testing.T) {
 		}
 	}
 }
+
+// Notes keeps rows in a table of its own.
+type Notes struct{ st *durable.State }
+
+func (n *Notes) Add(ctx context.Context, text string) (int64, error) {
+	if err := n.st.Storage().Exec("CREATE TABLE IF NOT EXISTS notes (text TEXT)").Err(); err != nil {
+		return 0, err
+	}
+	var c int64
+	if err := n.st.Storage().Exec("INSERT INTO notes VALUES (?)", text).Err(); err != nil {
+		return 0, err
+	}
+	return c, n.st.Storage().Exec("SELECT count(*) FROM notes").Scan(&c)
+}
+
+func adminPost(t *testing.T, srv *httptest.Server, path, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// A read-only query runs as a turn of the object; anything that would
+// write is refused and changes nothing.
+func TestAdmin_Query(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "NOTES", func(st *durable.State) (*Notes, error) { return &Notes{st: st}, nil })
+	for _, s := range []string{"one", "two", "three"} {
+		if _, err := durable.Call(context.Background(), ns.GetByName("n"), (*Notes).Add, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	id := ns.IDFromName("n").String()
+	q := "/admin/v1/namespaces/NOTES/objects/" + id + "/query"
+	code, body := adminPost(t, srv, q, `{"sql": "SELECT text FROM notes ORDER BY rowid"}`)
+	var res struct {
+		Columns   []string `json:"columns"`
+		Rows      [][]any  `json:"rows"`
+		Truncated bool     `json:"truncated"`
+	}
+	if err := json.Unmarshal(body, &res); code != 200 || err != nil || len(res.Rows) != 3 || res.Rows[2][0] != "three" || res.Columns[0] != "text" {
+		t.Fatalf("SELECT: %d %s", code, body)
+	}
+	for sql, want := range map[string]int{
+		"DELETE FROM notes":         400,
+		"DROP TABLE notes":          400,
+		"PRAGMA foreign_keys = OFF": 400,
+		"SELECT * FROM nowhere":     400,
+		"SELECT * FROM _durable_kv": 400,
+	} {
+		b, _ := json.Marshal(map[string]string{"sql": sql})
+		if code, body := adminPost(t, srv, q, string(b)); code != want {
+			t.Errorf("%q: %d %s, want %d", sql, code, body, want)
+		}
+	}
+	if n, err := durable.Call(context.Background(), ns.GetByName("n"), (*Notes).Add, "four"); err != nil || n != 4 {
+		t.Errorf("after the refused writes the object holds %d notes (%v), want 4", n, err)
+	}
+	for path, want := range map[string]int{
+		"/admin/v1/namespaces/NOTES/objects/" + ns.IDFromName("never").String() + "/query": 404,
+		"/admin/v1/namespaces/NOTES/objects/not-an-id/query":                               400,
+		"/admin/v1/namespaces/NOPE/objects/" + id + "/query":                               404,
+	} {
+		if code, body := adminPost(t, srv, path, `{"sql": "SELECT 1"}`); code != want {
+			t.Errorf("POST %s: %d %s, want %d", path, code, body, want)
+		}
+	}
+	if code, _ := adminPost(t, srv, q, `not json`); code != 400 {
+		t.Errorf("a body that is not JSON: %d, want 400", code)
+	}
+}

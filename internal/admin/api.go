@@ -48,7 +48,29 @@ type Objects interface {
 	// TopUsage returns the n objects (of ns, or of all when ns is "") that
 	// used the most by one of usage.Orders.
 	TopUsage(ns, by string, n int) ([]usage.Totals, error)
+	// Query runs one read-only SQL statement as a turn of the object.
+	Query(ns, id, sql string) (QueryResult, error)
 }
+
+// QueryResult is a read-only query's answer.
+type QueryResult struct {
+	Columns   []string `json:"columns"`
+	Rows      [][]any  `json:"rows"`
+	Truncated bool     `json:"truncated"` // more rows than MaxQueryRows
+}
+
+// Bounds of an operator's query.
+const (
+	MaxQueryRows  = 1000
+	MaxQueryBytes = 100 << 10
+)
+
+// Errors a Source returns for the admin API to map.
+var (
+	ErrNotFound = errors.New("admin: not found")       // 404
+	ErrBadQuery = errors.New("admin: bad query")       // 400
+	ErrTimeout  = errors.New("admin: query timed out") // 504
+)
 
 // APIHandler serves the admin REST API under /admin/v1, to requests with
 // "Authorization: Bearer <token>" only (401 otherwise).
@@ -59,6 +81,9 @@ type Objects interface {
 //	GET /admin/v1/namespaces/{ns}/objects/{id}/usage → one object's usage totals
 //	GET /admin/v1/usage/top?by=requests|wall|rows_read|rows_written|bytes&n=1..1000 (10)&namespace=
 //	                                             → {"by", "objects": [...]}: the top users
+//	POST /admin/v1/namespaces/{ns}/objects/{id}/query {"sql": "SELECT ..."}
+//	                                             → {"columns", "rows", "truncated"}: one read-only
+//	                                               statement, run as a turn of the object (5 s, 1,000 rows)
 func APIHandler(token string, src Objects) http.Handler {
 	token = strings.TrimSpace(token) // a header value cannot carry the spaces
 	mux := http.NewServeMux()
@@ -123,6 +148,21 @@ func APIHandler(token string, src Objects) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"by": by, "objects": top})
 	})
+	mux.HandleFunc("POST /admin/v1/namespaces/{ns}/objects/{id}/query", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			SQL string `json:"sql"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxQueryBytes))
+		if err := dec.Decode(&body); err != nil || strings.TrimSpace(body.SQL) == "" {
+			writeError(w, http.StatusBadRequest, `the body must be JSON {"sql": "SELECT ..."} of at most 100 KiB`)
+			return
+		}
+		res, err := src.Query(r.PathValue("ns"), r.PathValue("id"), body.SQL)
+		if fail(w, r, err) {
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin route "+r.Method+" "+r.URL.Path)
 	})
@@ -149,6 +189,12 @@ func fail(w http.ResponseWriter, r *http.Request, err error) bool {
 		return false
 	case errors.Is(err, usage.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, ErrBadQuery):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrTimeout):
+		writeError(w, http.StatusGatewayTimeout, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrUnknownNamespace):
 		ns := r.PathValue("ns")
 		if ns == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durable-go/durable/internal/store"
 
 	"github.com/durable-go/durable/internal/actor"
 	"github.com/durable-go/durable/internal/errs"
@@ -198,5 +199,36 @@ func (a *Activation) BlockConcurrencyWhile(fn func(ctx context.Context) error) e
 		const why = "BlockConcurrencyWhile ran longer than 30 s"
 		a.fence(errors.New(why))
 		return resetError(why)
+	}
+}
+
+// Inspect runs fn on an object's storage as a turn of that object, serial
+// with its other turns, without building its instance (an operator's
+// read); it returns fn's error once the turn's writes (none, for a read)
+// are durable. The object is activated if it was not live.
+func (h *Host) Inspect(ctx context.Context, id route.ObjectID, fn func(o *store.Object) error) error {
+	var fnErr error
+	m := &Msg{Ctx: ctx, System: true, Lazy: true, done: make(chan Reply, 1), chain: h.newChain(),
+		Work: func(ctx context.Context, _ any) (any, error) {
+			ts := turnFrom(ctx)
+			if err := ts.a.Do(ts.gen, func(o *store.Object) error { fnErr = fn(o); return nil }); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}}
+	if _, err := h.serve(ctx, &route.Envelope{To: id, Local: m}); err != nil {
+		return err
+	}
+	select {
+	case r := <-m.done:
+		if err := r.P.Wait(ctx); err != nil {
+			return err
+		}
+		if r.Err != nil {
+			return r.Err
+		}
+		return fnErr
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -49,12 +49,21 @@ func (o *Object) authorize(action sqlite3.AuthorizerActionCode, a3, a4, schema, 
 	if action == sqlite3.AUTH_ANALYZE && isInternal(a3) {
 		return sqlite3.AUTH_IGNORE // a plain ANALYZE skips the internal tables
 	}
+	if o.readOnlyQuery && action == sqlite3.AUTH_PRAGMA && (a4 != "" || strings.EqualFold(a3, "optimize")) &&
+		settingPragmas[strings.ToLower(a3)] {
+		o.authErr = ErrWouldWrite // it would change the connection or the database
+		return sqlite3.AUTH_DENY
+	}
 	if err := checkAction(action, a3, a4, schema); err != nil {
 		o.authErr = err
 		return sqlite3.AUTH_DENY
 	}
 	return sqlite3.AUTH_OK
 }
+
+// settingPragmas are the allowed pragmas that change something when given
+// a value (or, for optimize, at all): refused in a read-only query.
+var settingPragmas = map[string]bool{"foreign_keys": true, "defer_foreign_keys": true, "optimize": true}
 
 func checkAction(action sqlite3.AuthorizerActionCode, a3, a4, schema string) error {
 	internal := func(name string) error {

@@ -45,19 +45,22 @@ type Object struct {
 	spOpen     bool          // the turn's savepoint is open
 	batch      *gate.Promise // the open batch's promise
 	batchTurns int
-	userWrote  bool            // a write statement or KV write ran in this batch
-	createdNow bool            // the database file was created in this batch
-	newDirs    []string        // directories to fsync before the first sync of a new file
-	turnSeq    uint64          // increments at each Begin; cursors remember theirs
-	cursors    []*Cursor       // opened in this turn; closed at End
-	unread     []*Cursor       // cursors with an error, to check at End
-	turnFailed error           // the storage failed under this turn; it must fail
-	txDepth    int             // open Transaction calls
-	txConns    []*dbConn       // the connection each open Transaction began on
-	trusted    bool            // the runtime's own statement is being prepared or run
-	authErr    error           // why the authorizer refused the last statement
-	walPages   int             // WAL length after the last commit, from the WAL hook
-	interrupt  context.Context // SQLite calls fail once it is done (SetInterrupt)
+	userWrote  bool      // a write statement or KV write ran in this batch
+	createdNow bool      // the database file was created in this batch
+	newDirs    []string  // directories to fsync before the first sync of a new file
+	turnSeq    uint64    // increments at each Begin; cursors remember theirs
+	cursors    []*Cursor // opened in this turn; closed at End
+	unread     []*Cursor // cursors with an error, to check at End
+	turnFailed error     // the storage failed under this turn; it must fail
+	txDepth    int       // open Transaction calls
+	txConns    []*dbConn // the connection each open Transaction began on
+	trusted    bool      // the runtime's own statement is being prepared or run
+	// readOnlyQuery: an operator's read-only query is being prepared (the
+	// authorizer also refuses pragmas that would change something).
+	readOnlyQuery bool
+	authErr       error           // why the authorizer refused the last statement
+	walPages      int             // WAL length after the last commit, from the WAL hook
+	interrupt     context.Context // SQLite calls fail once it is done (SetInterrupt)
 	// Rows read and written by user statements and KV calls since the last
 	// TakeRows (see Cursor for how a statement's rows are counted).
 	rowsRead, rowsWritten int64
