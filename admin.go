@@ -125,3 +125,57 @@ func (a adminObjects) Query(ns, id, sql string) (admin.QueryResult, error) {
 		return res, fmt.Errorf("%w: %v", admin.ErrBadQuery, err)
 	}
 }
+
+// checkObject validates an admin request's namespace and object ID.
+func (a adminObjects) checkObject(ns, id string) (route.ObjectID, error) {
+	if a.rt.namespaceMetricsOf(ns) == nil {
+		return route.ObjectID{}, admin.ErrUnknownNamespace
+	}
+	if !hexID.MatchString(id) {
+		return route.ObjectID{}, fmt.Errorf("%w: %q is not an object ID (64 lowercase hex digits)", admin.ErrBadQuery, id)
+	}
+	return route.ObjectID{Namespace: ns, ID: id}, nil
+}
+
+// Keys lists an object's KV keys as a turn of the object.
+func (a adminObjects) Keys(ns, id, prefix, after string, limit int) ([]admin.KeyInfo, error) {
+	oid, err := a.checkObject(ns, id)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	var out []admin.KeyInfo
+	err = a.rt.host.Inspect(ctx, oid, func(o *store.Object) error {
+		entries, err := o.List(store.ListOptions{Prefix: prefix, StartAfter: after, Limit: limit})
+		for _, e := range entries {
+			out = append(out, admin.KeyInfo{Key: e.Key, Bytes: len(e.Value)})
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("%w: %v", admin.ErrBadQuery, err)
+	}
+	return out, err
+}
+
+// Act pauses, resumes or deletes an object's storage.
+func (a adminObjects) Act(ns, id, action string) (map[string]any, error) {
+	oid, err := a.checkObject(ns, id)
+	if err != nil {
+		return nil, err
+	}
+	switch action {
+	case "pause":
+		a.rt.host.Pause(oid)
+	case "resume":
+		a.rt.host.Resume(oid)
+	case "delete":
+		ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+		defer cancel()
+		if err := a.rt.host.Wipe(ctx, oid); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]any{"id": id, "namespace": ns, "paused": a.rt.host.Paused(oid), "action": action}, nil
+}

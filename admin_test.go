@@ -3,6 +3,7 @@ package durable_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/durable-go/durable"
@@ -329,5 +331,57 @@ func TestAdmin_Query(t *testing.T) {
 	}
 	if code, _ := adminPost(t, srv, q, `not json`); code != 400 {
 		t.Errorf("a body that is not JSON: %d, want 400", code)
+	}
+}
+
+// Pause refuses calls with a retryable error until resume; delete removes
+// the object's storage and resets its instance; the KV keys list pages.
+func TestAdmin_ActionsAndKeys(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	var built atomic.Int64
+	ns := durable.Define(rt, "COUNTER", func(st *durable.State) (*Counter, error) {
+		built.Add(1)
+		return NewCounter(st)
+	})
+	ctx := context.Background()
+	stub := ns.GetByName("x")
+	durable.Call(ctx, stub, (*Counter).Increment, 5)
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	id := ns.IDFromName("x").String()
+	base := "/admin/v1/namespaces/COUNTER/objects/" + id
+
+	if code, body := adminPost(t, srv, base+"/pause", ""); code != 200 || !strings.Contains(string(body), `"paused":true`) {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	_, err := durable.Call(ctx, stub, (*Counter).Increment, 1)
+	var de *durable.Error
+	if !errors.As(err, &de) || !de.Retryable || !strings.Contains(err.Error(), "paused") {
+		t.Fatalf("a call to a paused object: %v, want a retryable error saying it is paused", err)
+	}
+	if code, body := adminPost(t, srv, base+"/resume", ""); code != 200 || !strings.Contains(string(body), `"paused":false`) {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	if v, err := durable.Call(ctx, stub, (*Counter).Increment, 1); err != nil || v != 6 {
+		t.Fatalf("after resume: %d %v, want 6 (the paused call never ran)", v, err)
+	}
+
+	code, body := adminGet(t, srv, base+"/kv?limit=10", adminToken)
+	if code != 200 || !strings.Contains(string(body), `"key":"n"`) {
+		t.Fatalf("kv keys: %d %s", code, body)
+	}
+
+	before := built.Load()
+	if code, body := adminPost(t, srv, base+"/delete", ""); code != 200 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if v, err := durable.Call0(ctx, stub, (*Counter).Value); err != nil || v != 0 {
+		t.Errorf("after delete: value %d %v, want 0", v, err)
+	}
+	if built.Load() != before+1 {
+		t.Errorf("the instance was not rebuilt after its storage was deleted (built %d → %d)", before, built.Load())
+	}
+	if code, body := adminPost(t, srv, base+"/explode", ""); code != 404 {
+		t.Errorf("an unknown action: %d %s, want 404", code, body)
 	}
 }

@@ -50,6 +50,17 @@ type Objects interface {
 	TopUsage(ns, by string, n int) ([]usage.Totals, error)
 	// Query runs one read-only SQL statement as a turn of the object.
 	Query(ns, id, sql string) (QueryResult, error)
+	// Keys lists up to limit of the object's KV keys after after.
+	Keys(ns, id, prefix, after string, limit int) ([]KeyInfo, error)
+	// Act carries out an operator action: pause, resume or delete.
+	Act(ns, id, action string) (map[string]any, error)
+}
+
+// KeyInfo is one KV entry in a listing: its key and the size of its
+// encoded value.
+type KeyInfo struct {
+	Key   string `json:"key"`
+	Bytes int    `json:"bytes"`
 }
 
 // QueryResult is a read-only query's answer.
@@ -84,6 +95,8 @@ var (
 //	POST /admin/v1/namespaces/{ns}/objects/{id}/query {"sql": "SELECT ..."}
 //	                                             → {"columns", "rows", "truncated"}: one read-only
 //	                                               statement, run as a turn of the object (5 s, 1,000 rows)
+//	GET  /admin/v1/namespaces/{ns}/objects/{id}/kv?prefix=&cursor=&limit= → {"keys": [{"key", "bytes"}], "cursor"}
+//	POST /admin/v1/namespaces/{ns}/objects/{id}/pause|resume|delete → the object's state after the action
 func APIHandler(token string, src Objects) http.Handler {
 	token = strings.TrimSpace(token) // a header value cannot carry the spaces
 	mux := http.NewServeMux()
@@ -158,6 +171,43 @@ func APIHandler(token string, src Objects) http.Handler {
 			return
 		}
 		res, err := src.Query(r.PathValue("ns"), r.PathValue("id"), body.SQL)
+		if fail(w, r, err) {
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("GET /admin/v1/namespaces/{ns}/objects/{id}/kv", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit := DefaultPageSize
+		if s := q.Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < MinPageSize || n > MaxPageSize {
+				writeError(w, http.StatusBadRequest, "limit must be a whole number from 10 to 10000")
+				return
+			}
+			limit = n
+		}
+		keys, err := src.Keys(r.PathValue("ns"), r.PathValue("id"), q.Get("prefix"), q.Get("cursor"), limit)
+		if fail(w, r, err) {
+			return
+		}
+		cursor := ""
+		if len(keys) == limit {
+			cursor = keys[len(keys)-1].Key
+		}
+		if keys == nil {
+			keys = []KeyInfo{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"keys": keys, "cursor": cursor})
+	})
+	mux.HandleFunc("POST /admin/v1/namespaces/{ns}/objects/{id}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.PathValue("action") {
+		case "pause", "resume", "delete":
+		default:
+			writeError(w, http.StatusNotFound, "no action "+strconv.Quote(r.PathValue("action"))+" (pause, resume, delete)")
+			return
+		}
+		res, err := src.Act(r.PathValue("ns"), r.PathValue("id"), r.PathValue("action"))
 		if fail(w, r, err) {
 			return
 		}

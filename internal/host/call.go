@@ -108,6 +108,11 @@ func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
 		h.mu.Unlock()
 		return nil, fmt.Errorf("durable: namespace %q is not defined on this runtime: %w", id.Namespace, errs.ErrNotImplemented)
 	}
+	if h.paused[id] && !m.System {
+		h.mu.Unlock()
+		return nil, &errs.Call{Message: fmt.Sprintf("durable: object %s/%s is paused by an operator; retry later", id.Namespace, id.ID),
+			Retryable: true, Overloaded: true, Err: errs.ErrOverloaded}
+	}
 	a := h.live[id]
 	if a != nil && !m.System {
 		if level, ok := a.tok.Enter(m.chain); ok {
@@ -207,12 +212,19 @@ func (a *Activation) BlockConcurrencyWhile(fn func(ctx context.Context) error) e
 // read); it returns fn's error once the turn's writes (none, for a read)
 // are durable. The object is activated if it was not live.
 func (h *Host) Inspect(ctx context.Context, id route.ObjectID, fn func(o *store.Object) error) error {
+	return h.inspect(ctx, id, fn, false)
+}
+
+func (h *Host) inspect(ctx context.Context, id route.ObjectID, fn func(o *store.Object) error, reset bool) error {
 	var fnErr error
 	m := &Msg{Ctx: ctx, System: true, Lazy: true, done: make(chan Reply, 1), chain: h.newChain(),
 		Work: func(ctx context.Context, _ any) (any, error) {
 			ts := turnFrom(ctx)
 			if err := ts.a.Do(ts.gen, func(o *store.Object) error { fnErr = fn(o); return nil }); err != nil {
 				return nil, err
+			}
+			if reset && fnErr == nil {
+				ts.resetReason = errors.New("durable: the object's storage was deleted by an operator")
 			}
 			return nil, nil
 		}}
@@ -231,4 +243,37 @@ func (h *Host) Inspect(ctx context.Context, id route.ObjectID, fn func(o *store.
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Pause makes calls to an object fail at once with a retryable error until
+// Resume (an operator's action); turns already queued or running go on,
+// and system events (alarms, WebSocket events) still run.
+func (h *Host) Pause(id route.ObjectID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.paused == nil {
+		h.paused = map[route.ObjectID]bool{}
+	}
+	h.paused[id] = true
+}
+
+// Resume undoes Pause.
+func (h *Host) Resume(id route.ObjectID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.paused, id)
+}
+
+// Paused reports whether an object is paused.
+func (h *Host) Paused(id route.ObjectID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.paused[id]
+}
+
+// Wipe deletes an object's storage (its tables, KV entries and alarm) as
+// a turn of the object; its instance, built on what is gone, is reset
+// after that turn.
+func (h *Host) Wipe(ctx context.Context, id route.ObjectID) error {
+	return h.inspect(ctx, id, func(o *store.Object) error { return o.DeleteAll() }, true)
 }

@@ -85,6 +85,7 @@ type Host struct {
 	usage   map[route.ObjectID]Usage // guarded by usageMu; what retired activations used
 
 	mu       sync.Mutex
+	paused   map[route.ObjectID]bool          // guarded by mu; objects an operator paused
 	classes  map[string]*Class                // guarded by mu
 	live     map[route.ObjectID]*Activation   // guarded by mu
 	retiring map[route.ObjectID]chan struct{} // guarded by mu; closed when the old activation let go of its storage
