@@ -159,7 +159,7 @@ func (a adminObjects) Keys(ns, id, prefix, after string, limit int) ([]admin.Key
 	return out, err
 }
 
-// Act pauses, resumes or deletes an object's storage.
+// Act pauses, resumes, evicts an object or deletes its storage.
 func (a adminObjects) Act(ns, id, action string) (map[string]any, error) {
 	oid, err := a.checkObject(ns, id)
 	if err != nil {
@@ -176,6 +176,9 @@ func (a adminObjects) Act(ns, id, action string) (map[string]any, error) {
 		if err := a.rt.host.Wipe(ctx, oid); err != nil {
 			return nil, err
 		}
+	case "evict":
+		return map[string]any{"id": id, "namespace": ns, "paused": a.rt.host.Paused(oid), "action": action,
+			"was_live": a.rt.host.Evict(oid)}, nil
 	}
 	return map[string]any{"id": id, "namespace": ns, "paused": a.rt.host.Paused(oid), "action": action}, nil
 }

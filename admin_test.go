@@ -385,3 +385,49 @@ func TestAdmin_ActionsAndKeys(t *testing.T) {
 		t.Errorf("an unknown action: %d %s, want 404", code, body)
 	}
 }
+
+// Evict retires a live instance at once, keeps its data, and never fails
+// the calls that race it.
+func TestAdmin_EvictUnderConcurrentCalls(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	var built atomic.Int64
+	ns := durable.Define(rt, "COUNTER", func(st *durable.State) (*Counter, error) {
+		built.Add(1)
+		return NewCounter(st)
+	})
+	ctx := context.Background()
+	stub := ns.GetByName("e")
+	durable.Call(ctx, stub, (*Counter).Increment, 1)
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	evict := "/admin/v1/namespaces/COUNTER/objects/" + ns.IDFromName("e").String() + "/evict"
+
+	code, body := adminPost(t, srv, evict, "")
+	if code != 200 || !strings.Contains(string(body), `"was_live":true`) {
+		t.Fatalf("evict: %d %s", code, body)
+	}
+	waitFor(t, "the instance to be evicted", func() bool { return rt.Stats().Live == 0 })
+	if v, err := durable.Call0(ctx, stub, (*Counter).Value); err != nil || v != 1 || built.Load() != 2 {
+		t.Fatalf("after evict: value %d %v, built %d; want 1 and a new instance", v, err, built.Load())
+	}
+
+	// Calls racing evictions all succeed, and all count.
+	var wg sync.WaitGroup
+	const callers, each = 8, 50
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				if _, err := durable.Call(ctx, stub, (*Counter).Increment, 1); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for range 20 {
+		adminPost(t, srv, evict, "")
+	}
+	wg.Wait()
+	if v, err := durable.Call0(ctx, stub, (*Counter).Value); err != nil || v != 1+callers*each {
+		t.Fatalf("after racing evictions: %d %v, want %d", v, err, 1+callers*each)
+	}
+}

@@ -52,7 +52,7 @@ type Objects interface {
 	Query(ns, id, sql string) (QueryResult, error)
 	// Keys lists up to limit of the object's KV keys after after.
 	Keys(ns, id, prefix, after string, limit int) ([]KeyInfo, error)
-	// Act carries out an operator action: pause, resume or delete.
+	// Act carries out an operator action: pause, resume, delete or evict.
 	Act(ns, id, action string) (map[string]any, error)
 }
 
@@ -96,7 +96,7 @@ var (
 //	                                             → {"columns", "rows", "truncated"}: one read-only
 //	                                               statement, run as a turn of the object (5 s, 1,000 rows)
 //	GET  /admin/v1/namespaces/{ns}/objects/{id}/kv?prefix=&cursor=&limit= → {"keys": [{"key", "bytes"}], "cursor"}
-//	POST /admin/v1/namespaces/{ns}/objects/{id}/pause|resume|delete → the object's state after the action
+//	POST /admin/v1/namespaces/{ns}/objects/{id}/pause|resume|delete|evict → the object's state after the action
 func APIHandler(token string, src Objects) http.Handler {
 	token = strings.TrimSpace(token) // a header value cannot carry the spaces
 	mux := http.NewServeMux()
@@ -202,9 +202,9 @@ func APIHandler(token string, src Objects) http.Handler {
 	})
 	mux.HandleFunc("POST /admin/v1/namespaces/{ns}/objects/{id}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("action") {
-		case "pause", "resume", "delete":
+		case "pause", "resume", "delete", "evict":
 		default:
-			writeError(w, http.StatusNotFound, "no action "+strconv.Quote(r.PathValue("action"))+" (pause, resume, delete)")
+			writeError(w, http.StatusNotFound, "no action "+strconv.Quote(r.PathValue("action"))+" (pause, resume, delete, evict)")
 			return
 		}
 		res, err := src.Act(r.PathValue("ns"), r.PathValue("id"), r.PathValue("action"))

@@ -75,9 +75,11 @@ type Activation struct {
 	id     route.ObjectID
 	stripe uint8 // the object's stripe of its namespace's counters
 	use    useCounters
-	class  *Class
-	mb     *actor.Mailbox[*Msg]
-	tok    actor.Token
+	// evictCh asks the driver to retire once its mailbox is empty.
+	evictCh chan struct{}
+	class   *Class
+	mb      *actor.Mailbox[*Msg]
+	tok     actor.Token
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by stop (Close)
@@ -126,6 +128,7 @@ func (h *Host) newActivation(id route.ObjectID, class *Class) *Activation {
 		class:   class,
 		mb:      actor.NewMailbox[*Msg](h.cfg.MailboxSize),
 		stopCh:  make(chan struct{}),
+		evictCh: make(chan struct{}, 1),
 		retired: make(chan struct{}),
 	}
 }
@@ -265,6 +268,12 @@ func (a *Activation) run(prev <-chan struct{}) {
 			a.commit(false)
 		case <-idle.C():
 			armed = false
+			if a.tryRetire() {
+				return
+			}
+		case <-a.evictCh:
+			// An operator asked: retire now if nothing arrived meanwhile
+			// (an event that did keeps the object live).
 			if a.tryRetire() {
 				return
 			}

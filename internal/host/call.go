@@ -277,3 +277,20 @@ func (h *Host) Paused(id route.ObjectID) bool {
 func (h *Host) Wipe(ctx context.Context, id route.ObjectID) error {
 	return h.inspect(ctx, id, func(o *store.Object) error { return o.DeleteAll() }, true)
 }
+
+// Evict asks a live object's driver to retire its instance as soon as its
+// mailbox is empty (an operator's action); it reports whether the object
+// was live. Its WebSockets stay open, as when it hibernates.
+func (h *Host) Evict(id route.ObjectID) bool {
+	h.mu.Lock()
+	a := h.live[id]
+	h.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	select {
+	case a.evictCh <- struct{}{}:
+	default: // already asked
+	}
+	return true
+}
