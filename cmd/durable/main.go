@@ -6,6 +6,8 @@
 //	              [--log-format text|json] [--pprof-addr ADDR]
 //	              [--admin-addr ADDR] [--admin-token TOKEN]
 //
+//	durable inspect --dir DIR [--json] namespaces|objects|keys|query ...
+//
 // serve hosts the example apps (DESIGN.md §5), or with --app bench the
 // routes of the peer benchmark's worker, on an embedded runtime whose data
 // lives in --dir. SIGINT or SIGTERM drains in-flight requests, commits,
@@ -25,6 +27,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
+	case "inspect":
+		os.Exit(inspect(os.Args[2:], os.Stdout))
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -38,6 +42,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage: durable <command> [flags]
 
 commands:
-  serve   serve the example apps over HTTP (durable serve -h for flags)
+  serve    serve the example apps over HTTP (durable serve -h for flags)
+  inspect  read a stopped server's data directory (durable inspect -h)
 `)
 }

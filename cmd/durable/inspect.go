@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/durable-go/durable/internal/admin"
+)
+
+const inspectUsage = `usage: durable inspect --dir DIR [--json] COMMAND
+
+Reads the data directory of a stopped server (a directory a running server
+holds is refused: use its admin API then).
+
+commands:
+  namespaces                         the namespaces with stored objects
+  objects NS [--limit N] [--cursor C] a namespace's objects in ID order (1,000 a page)
+  keys NS ID [--prefix P] [--limit N]  an object's KV keys
+  query NS ID 'SELECT ...'            one read-only SQL statement (1,000 rows at most)
+`
+
+// inspect runs `durable inspect` with its output on out.
+func inspect(args []string, out io.Writer) int {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, inspectUsage) }
+	dir := fs.String("dir", "./data", "data directory")
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", admin.DefaultPageSize, "page size (10 to 10,000)")
+	cursor := fs.String("cursor", "", "continue after this ID or key")
+	prefix := fs.String("prefix", "", "keys: only those with this prefix")
+	if err := fs.Parse(reorder(args)); err != nil {
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return 2
+	}
+	if *limit < admin.MinPageSize || *limit > admin.MaxPageSize {
+		fmt.Fprintln(os.Stderr, "durable inspect: --limit must be from 10 to 10000")
+		return 2
+	}
+	want := map[string]int{"namespaces": 1, "objects": 2, "keys": 3, "query": 4}
+	if n, ok := want[rest[0]]; !ok || len(rest) != n {
+		fmt.Fprintf(os.Stderr, "durable inspect: %q: wrong command or arguments\n", strings.Join(rest, " "))
+		fs.Usage()
+		return 2
+	}
+	in, err := admin.OpenInspector(*dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "durable inspect:", err)
+		return 1
+	}
+	defer in.Close()
+	var v any
+	switch rest[0] {
+	case "namespaces":
+		v, err = in.Namespaces()
+	case "objects":
+		var objs []admin.ObjectInfo
+		var more bool
+		objs, more, err = in.Objects(rest[1], *cursor, *limit)
+		next := ""
+		if more && len(objs) > 0 {
+			next = objs[len(objs)-1].ID
+		}
+		v = map[string]any{"objects": objs, "cursor": next}
+	case "keys":
+		v, err = in.Keys(rest[1], rest[2], *prefix, *cursor, *limit)
+	case "query":
+		v, err = in.Query(rest[1], rest[2], rest[3])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "durable inspect:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+		return 0
+	}
+	printText(out, v)
+	return 0
+}
+
+// reorder moves flags after the positional arguments to the front, so
+// that `objects NS --limit 10` parses as well as `--limit 10 objects NS`.
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--json" || a == "-json":
+			flags = append(flags, a)
+		case strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && i+1 < len(args):
+			flags = append(flags, a, args[i+1])
+			i++
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
+}
+
+// printText prints a result as aligned text.
+func printText(out io.Writer, v any) {
+	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
+	defer tw.Flush()
+	switch v := v.(type) {
+	case []string:
+		for _, s := range v {
+			fmt.Fprintln(tw, s)
+		}
+	case map[string]any:
+		fmt.Fprintln(tw, "ID\tBYTES")
+		for _, o := range v["objects"].([]admin.ObjectInfo) {
+			fmt.Fprintf(tw, "%s\t%d\n", o.ID, o.Bytes)
+		}
+		if c := v["cursor"].(string); c != "" {
+			fmt.Fprintf(tw, "(more: --cursor %s)\n", c)
+		}
+	case []admin.KeyInfo:
+		fmt.Fprintln(tw, "KEY\tBYTES")
+		for _, k := range v {
+			fmt.Fprintf(tw, "%q\t%d\n", k.Key, k.Bytes)
+		}
+	case admin.QueryResult:
+		fmt.Fprintln(tw, strings.Join(v.Columns, "\t"))
+		for _, row := range v.Rows {
+			cells := make([]string, len(row))
+			for i, c := range row {
+				cells[i] = fmt.Sprint(c)
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		}
+		if v.Truncated {
+			fmt.Fprintf(tw, "(more than %d rows)\n", admin.MaxQueryRows)
+		}
+	}
+}

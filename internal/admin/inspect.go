@@ -1,0 +1,136 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/durable-go/durable/internal/errs"
+	"github.com/durable-go/durable/internal/host"
+	"github.com/durable-go/durable/internal/store"
+)
+
+// Inspector reads the data directory of a stopped runtime: the same
+// listings and read-only queries as the admin API, without a server. It
+// holds the directory's lock, so it refuses a directory a running server
+// holds and no server starts on it meanwhile.
+type Inspector struct {
+	dir  string
+	lock *os.File
+	st   *store.Store
+}
+
+// OpenInspector opens dir for inspection.
+func OpenInspector(dir string) (*Inspector, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "objects")); err != nil {
+		return nil, fmt.Errorf("%s is not a durable data directory (no objects/ in it): %w", abs, err)
+	}
+	lock, err := host.LockDir(abs)
+	if errors.Is(err, errs.ErrLocked) {
+		return nil, fmt.Errorf("%s is held by a running server (or another process): stop it first, or use its admin API (--admin-addr)", abs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(store.Config{Dir: abs})
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Inspector{dir: abs, lock: lock, st: st}, nil
+}
+
+// Close releases the directory.
+func (in *Inspector) Close() error {
+	err := in.st.Close()
+	in.lock.Close()
+	return err
+}
+
+// Namespaces lists the namespaces that have stored objects.
+func (in *Inspector) Namespaces() ([]string, error) {
+	entries, err := os.ReadDir(in.st.ObjectsDir())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Objects lists a namespace's stored objects in ID order, as the admin API.
+func (in *Inspector) Objects(ns, after string, limit int) ([]ObjectInfo, bool, error) {
+	ids, more, err := host.ListObjectsAfter(in.st.ObjectsDir(), ns, after, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]ObjectInfo, 0, len(ids))
+	for _, id := range ids {
+		info := ObjectInfo{ID: id, State: "stored"}
+		path := in.st.Path(ns, id)
+		for _, p := range []string{path, path + "-wal"} {
+			if fi, err := os.Stat(p); err == nil {
+				info.Bytes += fi.Size()
+			}
+		}
+		out = append(out, info)
+	}
+	return out, more, nil
+}
+
+// turn runs fn as a turn of one object's storage.
+func (in *Inspector) turn(ns, id string, fn func(o *store.Object) error) error {
+	o, err := in.st.Acquire(ns, id)
+	if err != nil {
+		return err
+	}
+	defer o.Release()
+	if err := o.Begin(); err != nil {
+		return err
+	}
+	ferr := fn(o)
+	p, err := o.End(ferr)
+	o.Commit()
+	if err != nil {
+		return err
+	}
+	if werr := p.Wait(context.Background()); werr != nil {
+		return werr
+	}
+	return ferr
+}
+
+// Query runs one read-only statement on an object, as the admin API.
+func (in *Inspector) Query(ns, id, sql string) (QueryResult, error) {
+	var res QueryResult
+	err := in.turn(ns, id, func(o *store.Object) (err error) {
+		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(context.Background(), sql, MaxQueryRows)
+		return err
+	})
+	return res, err
+}
+
+// Keys lists an object's KV keys, as the admin API.
+func (in *Inspector) Keys(ns, id, prefix, after string, limit int) ([]KeyInfo, error) {
+	var out []KeyInfo
+	err := in.turn(ns, id, func(o *store.Object) error {
+		entries, err := o.List(store.ListOptions{Prefix: prefix, StartAfter: after, Limit: limit})
+		for _, e := range entries {
+			out = append(out, KeyInfo{Key: e.Key, Bytes: len(e.Value)})
+		}
+		return err
+	})
+	return out, err
+}
