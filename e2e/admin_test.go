@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // adminBase returns the admin API's base URL from the server's stdout.
@@ -49,7 +50,14 @@ func TestServe_AdminAPI(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	token := strings.TrimSpace(string(b))
-	if !strings.Contains(s.stderr.String(), token) {
+	// stderr comes through its own pipe: the line may trail stdout's.
+	printed := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if printed = strings.Contains(s.stderr.String(), token); printed {
+			break
+		}
+	}
+	if !printed {
 		t.Errorf("the generated token was not printed at its first start")
 	}
 	s.increment("alpha")
