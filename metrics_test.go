@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,5 +349,34 @@ func TestMetrics_ErrorKindsAcrossCalls(t *testing.T) {
 		if got, _ := value(fams, "durable_turn_errors_total", map[string]string{"namespace": c.ns, "kind": c.kind}); got != c.want {
 			t.Errorf("%s %s errors = %v, want %v", c.ns, c.kind, got, c.want)
 		}
+	}
+}
+
+// A burst of calls refused for a full mailbox is logged once, with how
+// many, not once per call.
+func TestOverloadBurstLoggedOnce(t *testing.T) {
+	var buf syncBuffer
+	rt := durabletest.New(t, durable.Config{MailboxSize: 2, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	release := make(chan struct{})
+	ns := durable.Define(rt, "SLOW", func(*durable.State) (*Slow, error) { return &Slow{release: release}, nil })
+	stub := ns.GetByName("s")
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for range 20 {
+		wg.Go(func() {
+			if _, err := durable.Call0(context.Background(), stub, (*Slow).Wait); errors.Is(err, durable.ErrOverloaded) {
+				refused.Add(1)
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for refused.Load() < 10 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	lines := strings.Count(buf.String(), "calls refused")
+	if refused.Load() < 10 || lines != 1 {
+		t.Fatalf("%d calls refused, %d log lines; want ≥ 10 refused and 1 line:\n%s", refused.Load(), lines, buf.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/durable-go/durable/internal/store"
+	"time"
 
 	"github.com/durable-go/durable/internal/actor"
 	"github.com/durable-go/durable/internal/errs"
@@ -141,6 +142,7 @@ func (h *Host) serve(ctx context.Context, env *route.Envelope) (any, error) {
 		if class.Metrics != nil {
 			class.Metrics.Overloaded.Inc()
 		}
+		h.logOverload(class, id)
 		return nil, ErrOverloaded
 	case err != nil:
 		return nil, ErrClosed
@@ -293,4 +295,25 @@ func (h *Host) Evict(id route.ObjectID) bool {
 	default: // already asked
 	}
 	return true
+}
+
+// overloadLogEvery bounds the overload log lines: one per namespace per
+// second at most, with the count refused since the last.
+const overloadLogEvery = time.Second
+
+// logOverload logs a burst of calls refused for full mailboxes, once a
+// second at most per namespace.
+func (h *Host) logOverload(class *Class, id route.ObjectID) {
+	n := class.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := class.lastOverloadLog.Load()
+	if now-last < int64(overloadLogEvery) || !class.lastOverloadLog.CompareAndSwap(last, now) {
+		return
+	}
+	class.refused.Add(-n)
+	args := []any{"namespace", id.Namespace, "id", id.ID, "refused", n}
+	if last != 0 {
+		args = append(args, "since", time.Duration(now-last).Round(time.Millisecond))
+	}
+	h.log.Warn("durable: calls refused: the object's mailbox is full (overloaded); spread the load over more objects", args...)
 }

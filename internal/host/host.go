@@ -68,6 +68,9 @@ type Class struct {
 	Alarm func(ctx context.Context, inst any, info AlarmInfo) error
 	// Metrics are the namespace's counters (never nil once defined).
 	Metrics *metrics.Namespace
+
+	refused         atomic.Int64 // calls refused since the last overload log line
+	lastOverloadLog atomic.Int64 // when it was written (Unix ns)
 }
 
 // AlarmInfo tells an alarm handler which attempt this is.
