@@ -10,7 +10,6 @@ import (
 	"github.com/durable-go/durable/internal/store"
 	"github.com/durable-go/durable/internal/usage"
 	"net/http"
-	"os"
 
 	"github.com/durable-go/durable/internal/admin"
 	"github.com/durable-go/durable/internal/host"
@@ -62,12 +61,7 @@ func (a adminObjects) ListObjects(ns, after string, limit int) ([]admin.ObjectIn
 		case a.rt.hub.Lookup(oid) != nil && a.rt.hub.Lookup(oid).Len() > 0:
 			info.State = "hibernated"
 		}
-		path := a.rt.store.Path(ns, id)
-		for _, p := range []string{path, path + "-wal"} {
-			if fi, err := os.Stat(p); err == nil {
-				info.Bytes += fi.Size()
-			}
-		}
+		info.Bytes, _ = a.rt.store.DatabaseBytes(ns, id)
 		out = append(out, info)
 	}
 	return out, more, nil
@@ -99,16 +93,14 @@ var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // Query runs one read-only statement as a turn of the object, without
 // building its instance.
 func (a adminObjects) Query(ns, id, sql string) (admin.QueryResult, error) {
-	if a.rt.namespaceMetricsOf(ns) == nil {
-		return admin.QueryResult{}, admin.ErrUnknownNamespace
-	}
-	if !hexID.MatchString(id) {
-		return admin.QueryResult{}, fmt.Errorf("%w: %q is not an object ID (64 lowercase hex digits)", admin.ErrBadQuery, id)
+	oid, err := a.checkObject(ns, id)
+	if err != nil {
+		return admin.QueryResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
 	var res admin.QueryResult
-	err := a.rt.host.Inspect(ctx, route.ObjectID{Namespace: ns, ID: id}, func(o *store.Object) (err error) {
+	err = a.rt.host.Inspect(ctx, oid, func(o *store.Object) (err error) {
 		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(ctx, sql, admin.MaxQueryRows)
 		return err
 	})

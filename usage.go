@@ -1,7 +1,6 @@
 package durable
 
 import (
-	"os"
 	"time"
 
 	"github.com/durable-go/durable/internal/route"
@@ -54,16 +53,10 @@ func (rt *Runtime) flushUsage() {
 // dbSize is the size on disk of an object's database and WAL (-1 if it
 // has none).
 func (rt *Runtime) dbSize(id route.ObjectID) int64 {
-	path := rt.store.Path(id.Namespace, id.ID)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return -1
+	if n, ok := rt.store.DatabaseBytes(id.Namespace, id.ID); ok {
+		return n
 	}
-	n := fi.Size()
-	if wal, err := os.Stat(path + "-wal"); err == nil {
-		n += wal.Size()
-	}
-	return n
+	return -1
 }
 
 // closeUsage makes the last flush and closes the usage database: flushes

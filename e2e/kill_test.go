@@ -174,16 +174,26 @@ func runKillCycle(s *server) (*cycleLoad, time.Duration) {
 	load.killed.Store(true)
 	s.kill()
 
+	if !drainClients(&wg, cancel) {
+		load.problem("clients still waiting %v after the kill", drainTimeout)
+	}
+	return load, killAfter
+}
+
+// drainClients waits for the clients to return after a kill; after
+// drainTimeout it cancels their requests (they return at once) and reports
+// false.
+func drainClients(wg *sync.WaitGroup, cancel context.CancelFunc) bool {
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
 	select {
 	case <-drained:
+		return true
 	case <-time.After(drainTimeout):
 		cancel()
-		<-drained // the cancelled requests return at once
-		load.problem("clients still waiting %v after the kill", drainTimeout)
+		<-drained
+		return false
 	}
-	return load, killAfter
 }
 
 // loadWorker sends increments for one counter until told to stop. A value

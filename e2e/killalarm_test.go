@@ -129,13 +129,7 @@ func runAlarmKillCycle(t *testing.T, s *server, cycle int) ([]*probe, time.Durat
 	stop.Store(true)
 	killed.Store(true)
 	s.kill()
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(drainTimeout):
-		cancel()
-		<-drained
+	if !drainClients(&wg, cancel) {
 		t.Errorf("clients still waiting %v after the kill", drainTimeout)
 	}
 	return probes, killAfter

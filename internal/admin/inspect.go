@@ -79,12 +79,7 @@ func (in *Inspector) Objects(ns, after string, limit int) ([]ObjectInfo, bool, e
 	out := make([]ObjectInfo, 0, len(ids))
 	for _, id := range ids {
 		info := ObjectInfo{ID: id, State: "stored"}
-		path := in.st.Path(ns, id)
-		for _, p := range []string{path, path + "-wal"} {
-			if fi, err := os.Stat(p); err == nil {
-				info.Bytes += fi.Size()
-			}
-		}
+		info.Bytes, _ = in.st.DatabaseBytes(ns, id)
 		out = append(out, info)
 	}
 	return out, more, nil

@@ -194,6 +194,21 @@ func (st *Store) Path(ns, id string) string {
 	return filepath.Join(st.dir, ns, shard, id+".sqlite")
 }
 
+// DatabaseBytes returns the size on disk of an object's database and its
+// WAL, and whether it has a database.
+func (st *Store) DatabaseBytes(ns, id string) (int64, bool) {
+	path := st.Path(ns, id)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	n := fi.Size()
+	if wal, err := os.Stat(path + "-wal"); err == nil {
+		n += wal.Size()
+	}
+	return n, true
+}
+
 // Acquire returns the object's handle, creating nothing on disk. Each
 // object has one handle at a time: callers that acquire it while it is
 // held get the same one, and must use it from one goroutine at a time.
