@@ -64,7 +64,41 @@ func (a adminObjects) ListObjects(ns, after string, limit int) ([]admin.ObjectIn
 		info.Bytes, _ = a.rt.store.DatabaseBytes(ns, id)
 		out = append(out, info)
 	}
+	if len(out) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+		defer cancel()
+		at, err := a.rt.host.AlarmTimes(ctx, ns, out[0].ID, out[len(out)-1].ID)
+		if err != nil {
+			return nil, false, err
+		}
+		for i := range out {
+			out[i].AlarmMs = at[out[i].ID]
+		}
+	}
 	return out, more, nil
+}
+
+// Object reads one object's detail as a turn of the object, without
+// building its instance.
+func (a adminObjects) Object(ns, id string) (admin.ObjectDetail, error) {
+	oid, err := a.checkObject(ns, id)
+	if err != nil {
+		return admin.ObjectDetail{}, err
+	}
+	l := a.rt.host.Object(oid)
+	d := admin.ObjectDetail{ObjectInfo: admin.ObjectInfo{ID: id, Name: l.Name, Mailbox: l.Mailbox, State: "stored"},
+		Paused: a.rt.host.Paused(oid)}
+	switch {
+	case l.Live:
+		d.State = "live"
+	case a.rt.hub.Lookup(oid) != nil && a.rt.hub.Lookup(oid).Len() > 0:
+		d.State = "hibernated"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	err = a.rt.host.Inspect(ctx, oid, func(o *store.Object) error { return admin.ReadObject(ctx, o, &d) })
+	d.Bytes, _ = a.rt.store.DatabaseBytes(ns, id)
+	return d, a.inspectError(ctx, ns, id, err)
 }
 
 // Usage flushes what objects used so far and returns one object's totals.
@@ -104,17 +138,22 @@ func (a adminObjects) Query(ns, id, sql string) (admin.QueryResult, error) {
 		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(ctx, sql, admin.MaxQueryRows)
 		return err
 	})
+	return res, a.inspectError(ctx, ns, id, err)
+}
+
+// inspectError maps the error of an operator's read for the admin API.
+func (a adminObjects) inspectError(ctx context.Context, ns, id string, err error) error {
 	switch {
 	case err == nil:
-		return res, nil
+		return nil
 	case errors.Is(err, store.ErrNoData):
-		return res, fmt.Errorf("%w: object %s of %s has no stored data", admin.ErrNotFound, id, ns)
+		return fmt.Errorf("%w: object %s of %s has no stored data", admin.ErrNotFound, id, ns)
 	case ctx.Err() != nil:
-		return res, fmt.Errorf("%w after %v", admin.ErrTimeout, queryTimeout)
+		return fmt.Errorf("%w after %v", admin.ErrTimeout, queryTimeout)
 	case errors.Is(err, ErrClosed), errors.Is(err, ErrObjectReset):
-		return res, err
+		return err
 	default:
-		return res, fmt.Errorf("%w: %v", admin.ErrBadQuery, err)
+		return fmt.Errorf("%w: %v", admin.ErrBadQuery, err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/durable-go/durable"
 	"github.com/durable-go/durable/durabletest"
@@ -429,5 +430,101 @@ func TestAdmin_EvictUnderConcurrentCalls(t *testing.T) {
 	wg.Wait()
 	if v, err := durable.Call0(ctx, stub, (*Counter).Value); err != nil || v != 1+callers*each {
 		t.Fatalf("after racing evictions: %d %v, want %d", v, err, 1+callers*each)
+	}
+}
+
+// Planner keeps notes and an alarm a day ahead.
+type Planner struct{ st *durable.State }
+
+func (p *Planner) Plan(ctx context.Context, text string) (int64, error) {
+	s := p.st.Storage()
+	for _, q := range []string{
+		"CREATE TABLE IF NOT EXISTS plans (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
+		"CREATE INDEX IF NOT EXISTS plans_text ON plans (text)",
+		"CREATE VIEW IF NOT EXISTS plan_texts AS SELECT text FROM plans",
+	} {
+		if err := s.Exec(q).Err(); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.Exec("INSERT INTO plans (text) VALUES (?)", text).Err(); err != nil {
+		return 0, err
+	}
+	if err := s.Put("last", text); err != nil {
+		return 0, err
+	}
+	at := time.UnixMilli(4102444800000) // 2100-01-01
+	return at.UnixMilli(), s.SetAlarm(at)
+}
+
+func (p *Planner) Alarm(ctx context.Context, info durable.AlarmInfo) error { return nil }
+
+// An object's detail shows its alarm record and its schema with row
+// counts, not the runtime's tables; the listing shows the alarm from the
+// index; an object without data is 404.
+func TestAdmin_ObjectDetail(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "PLANNER", func(st *durable.State) (*Planner, error) { return &Planner{st: st}, nil })
+	var at int64
+	for _, s := range []string{"a", "b", "c"} {
+		var err error
+		if at, err = durable.Call(context.Background(), ns.GetByName("p"), (*Planner).Plan, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := durable.Call(context.Background(), ns.GetByName("q"), (*Planner).Plan, "x"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	id := ns.IDFromName("p").String()
+	code, body := adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects/"+id, adminToken)
+	var d struct {
+		ID      string `json:"id"`
+		State   string `json:"state"`
+		AlarmMs int64  `json:"alarm_ms"`
+		Bytes   int64  `json:"bytes"`
+		Schema  []struct {
+			Type, Name, Table, SQL string
+			Rows                   *int64
+		} `json:"schema"`
+	}
+	if err := json.Unmarshal(body, &d); code != 200 || err != nil {
+		t.Fatalf("GET object: %d %s", code, body)
+	}
+	if d.ID != id || d.AlarmMs != at || d.Bytes <= 0 || d.State != "live" {
+		t.Errorf("detail %s: want id %s, alarm %d, bytes > 0, live", body, id, at)
+	}
+	got := map[string]string{}
+	for _, e := range d.Schema {
+		got[e.Type+" "+e.Name] = e.Table
+		if strings.HasPrefix(e.Name, "_durable_") || strings.HasPrefix(e.Name, "sqlite_") {
+			t.Errorf("the runtime's table %s is listed", e.Name)
+		}
+		if e.Name == "plans" && (e.Rows == nil || *e.Rows != 3 || !strings.Contains(e.SQL, "CREATE TABLE plans")) {
+			t.Errorf("plans: %+v, want 3 rows and its SQL", e)
+		}
+	}
+	if len(got) != 3 || got["table plans"] != "plans" || got["index plans_text"] != "plans" || got["view plan_texts"] != "plan_texts" {
+		t.Errorf("schema %v, want table plans, index plans_text, view plan_texts", got)
+	}
+
+	code, body = adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects", adminToken)
+	var page struct {
+		Objects []struct {
+			ID      string `json:"id"`
+			AlarmMs int64  `json:"alarm_ms"`
+		} `json:"objects"`
+	}
+	if err := json.Unmarshal(body, &page); code != 200 || err != nil || len(page.Objects) != 2 {
+		t.Fatalf("listing: %d %s", code, body)
+	}
+	for _, o := range page.Objects {
+		if o.AlarmMs != at {
+			t.Errorf("listing: object %s alarm %d, want %d", o.ID, o.AlarmMs, at)
+		}
+	}
+	if code, body := adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects/"+ns.IDFromName("never").String(), adminToken); code != 404 {
+		t.Errorf("an object without data: %d %s, want 404", code, body)
 	}
 }

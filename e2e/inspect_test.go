@@ -51,6 +51,15 @@ func TestInspect_StoppedServersData(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"key": "value"`) {
 		t.Errorf("keys: exit %d %s %s", code, out, errOut)
 	}
+	out, errOut, code = inspectRun(t, "--dir", dir, "--json", "object", "COUNTER", id)
+	var detail struct {
+		ID     string `json:"id"`
+		Bytes  int64  `json:"bytes"`
+		Schema []any  `json:"schema"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &detail) != nil || detail.ID != id || detail.Bytes <= 0 || detail.Schema == nil {
+		t.Errorf("object: exit %d %s %s", code, out, errOut)
+	}
 	out, errOut, code = inspectRun(t, "--dir", dir, "query", "COUNTER", id, "SELECT count(*) AS n FROM sqlite_schema WHERE name = '_durable_kv'")
 	if code != 0 || !strings.Contains(out, "n") || !strings.Contains(out, "1") {
 		t.Errorf("query: exit %d %q %s", code, out, errOut)

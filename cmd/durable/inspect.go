@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/durable-go/durable/internal/admin"
 )
@@ -20,6 +21,7 @@ holds is refused: use its admin API then).
 commands:
   namespaces                         the namespaces with stored objects
   objects NS [--limit N] [--cursor C] a namespace's objects in ID order (1,000 a page)
+  object NS ID                        an object's alarm and schema (tables with row counts)
   keys NS ID [--prefix P] [--limit N]  an object's KV keys
   query NS ID 'SELECT ...'            one read-only SQL statement (1,000 rows at most)
 `
@@ -45,7 +47,7 @@ func inspect(args []string, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, "durable inspect: --limit must be from 10 to 10000")
 		return 2
 	}
-	want := map[string]int{"namespaces": 1, "objects": 2, "keys": 3, "query": 4}
+	want := map[string]int{"namespaces": 1, "objects": 2, "object": 3, "keys": 3, "query": 4}
 	if n, ok := want[rest[0]]; !ok || len(rest) != n {
 		fmt.Fprintf(os.Stderr, "durable inspect: %q: wrong command or arguments\n", strings.Join(rest, " "))
 		fs.Usage()
@@ -70,6 +72,8 @@ func inspect(args []string, out io.Writer) int {
 			next = objs[len(objs)-1].ID
 		}
 		v = map[string]any{"objects": objs, "cursor": next}
+	case "object":
+		v, err = in.Object(rest[1], rest[2])
 	case "keys":
 		v, err = in.Keys(rest[1], rest[2], *prefix, *cursor, *limit)
 	case "query":
@@ -120,12 +124,25 @@ func printText(out io.Writer, v any) {
 			fmt.Fprintln(tw, s)
 		}
 	case map[string]any:
-		fmt.Fprintln(tw, "ID\tBYTES")
+		fmt.Fprintln(tw, "ID\tBYTES\tALARM")
 		for _, o := range v["objects"].([]admin.ObjectInfo) {
-			fmt.Fprintf(tw, "%s\t%d\n", o.ID, o.Bytes)
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", o.ID, o.Bytes, alarmText(o.AlarmMs))
 		}
 		if c := v["cursor"].(string); c != "" {
 			fmt.Fprintf(tw, "(more: --cursor %s)\n", c)
+		}
+	case admin.ObjectDetail:
+		fmt.Fprintf(tw, "id\t%s\nbytes\t%d\nalarm\t%s\n", v.ID, v.Bytes, alarmText(v.AlarmMs))
+		if v.AlarmRetries > 0 {
+			fmt.Fprintf(tw, "alarm retries\t%d\n", v.AlarmRetries)
+		}
+		fmt.Fprintln(tw, "\nTYPE\tNAME\tTABLE\tROWS\tSQL")
+		for _, e := range v.Schema {
+			rows := ""
+			if e.Rows != nil {
+				rows = fmt.Sprint(*e.Rows)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Type, e.Name, e.Table, rows, strings.Join(strings.Fields(e.SQL), " "))
 		}
 	case []admin.KeyInfo:
 		fmt.Fprintln(tw, "KEY\tBYTES")
@@ -145,4 +162,12 @@ func printText(out io.Writer, v any) {
 			fmt.Fprintf(tw, "(more than %d rows)\n", admin.MaxQueryRows)
 		}
 	}
+}
+
+// alarmText shows an alarm time (Unix ms; 0 is none) in UTC.
+func alarmText(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }

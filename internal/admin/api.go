@@ -29,6 +29,11 @@ type ObjectInfo struct {
 	Bytes   int64  `json:"bytes"`          // its database and WAL on disk
 	State   string `json:"state"`          // live, hibernated (evicted, WebSockets open) or stored
 	Mailbox int64  `json:"mailbox"`        // events queued for it
+	// AlarmMs is the object's alarm time in Unix milliseconds (0: none). In
+	// a listing it comes from the node's alarm index, which may be earlier
+	// than the object's record for a moment; an object's detail reads the
+	// record.
+	AlarmMs int64 `json:"alarm_ms,omitempty"`
 }
 
 // NamespaceInfo is one namespace in a listing.
@@ -43,6 +48,8 @@ type Objects interface {
 	// ListObjects returns up to limit objects after the ID after, in ID
 	// order, and whether more follow.
 	ListObjects(ns, after string, limit int) ([]ObjectInfo, bool, error)
+	// Object returns one object's detail, read in a turn of the object.
+	Object(ns, id string) (ObjectDetail, error)
 	// Usage returns what one object used, up to now.
 	Usage(ns, id string) (usage.Totals, error)
 	// TopUsage returns the n objects (of ns, or of all when ns is "") that
@@ -89,6 +96,8 @@ var (
 //	GET /admin/v1/namespaces                     → {"namespaces": [{"name", "live"}]}
 //	GET /admin/v1/namespaces/{ns}/objects        → {"objects": [...], "cursor": "..."}
 //	    ?limit=10..10000 (1000) &cursor=<from the last page>; cursor "" on the last page
+//	GET /admin/v1/namespaces/{ns}/objects/{id}  → the object's state, alarm (its record), and schema:
+//	                                               its tables (with row counts), views, indexes, triggers
 //	GET /admin/v1/namespaces/{ns}/objects/{id}/usage → one object's usage totals
 //	GET /admin/v1/usage/top?by=requests|wall|rows_read|rows_written|bytes&n=1..1000 (10)&namespace=
 //	                                             → {"by", "objects": [...]}: the top users
@@ -125,6 +134,13 @@ func APIHandler(token string, src Objects) http.Handler {
 			objs = []ObjectInfo{}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"objects": objs, "cursor": cursor})
+	})
+	mux.HandleFunc("GET /admin/v1/namespaces/{ns}/objects/{id}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := src.Object(r.PathValue("ns"), r.PathValue("id"))
+		if fail(w, r, err) {
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
 	})
 	mux.HandleFunc("GET /admin/v1/namespaces/{ns}/objects/{id}/usage", func(w http.ResponseWriter, r *http.Request) {
 		t, err := src.Usage(r.PathValue("ns"), r.PathValue("id"))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/durable-go/durable/internal/alarm"
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/host"
 	"github.com/durable-go/durable/internal/store"
@@ -82,7 +83,34 @@ func (in *Inspector) Objects(ns, after string, limit int) ([]ObjectInfo, bool, e
 		info.Bytes, _ = in.st.DatabaseBytes(ns, id)
 		out = append(out, info)
 	}
+	if len(out) == 0 {
+		return out, more, nil
+	}
+	idx, err := in.st.AcquireNode("runtime")
+	if err != nil {
+		return nil, false, err
+	}
+	defer idx.Release()
+	var at map[string]int64
+	err = in.turnOf(idx, func(o *store.Object) (err error) {
+		at, err = alarm.ReadIndex(o, ns, out[0].ID, out[len(out)-1].ID)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read the alarm index: %w", err)
+	}
+	for i := range out {
+		out[i].AlarmMs = at[out[i].ID]
+	}
 	return out, more, nil
+}
+
+// Object reads one object's alarm record and schema, as the admin API.
+func (in *Inspector) Object(ns, id string) (ObjectDetail, error) {
+	d := ObjectDetail{ObjectInfo: ObjectInfo{ID: id, State: "stored"}}
+	d.Bytes, _ = in.st.DatabaseBytes(ns, id)
+	err := in.turn(ns, id, func(o *store.Object) error { return ReadObject(context.Background(), o, &d) })
+	return d, err
 }
 
 // turn runs fn as a turn of one object's storage.
@@ -92,6 +120,11 @@ func (in *Inspector) turn(ns, id string, fn func(o *store.Object) error) error {
 		return err
 	}
 	defer o.Release()
+	return in.turnOf(o, fn)
+}
+
+// turnOf runs fn as a turn of o and waits for it to be durable.
+func (in *Inspector) turnOf(o *store.Object, fn func(o *store.Object) error) error {
 	if err := o.Begin(); err != nil {
 		return err
 	}

@@ -125,6 +125,7 @@ type Scheduler struct {
 	inflight   int
 	parked     map[string][]Entry // entries of undefined namespaces
 	commitWait <-chan struct{}    // the index batch is open until it closes
+	lookups    []*lookup          // operators' reads waiting for this round
 }
 
 type objKey struct{ ns, id string }
@@ -150,6 +151,7 @@ const (
 	reqSet reqKind = iota
 	reqOutcome
 	reqDefined
+	reqLookup
 )
 
 type request struct {
@@ -158,6 +160,7 @@ type request struct {
 	outcome Outcome
 	ns      string
 	p       *gate.Promise // reqSet: resolved when the entry is durable
+	lookup  *lookup       // reqLookup
 }
 
 const schemaSQL = `CREATE TABLE IF NOT EXISTS alarm_index (
@@ -277,6 +280,73 @@ func (s *Scheduler) Set(ns, id string, atMs int64) *gate.Promise {
 	return p
 }
 
+// lookup is a read of the index for an operator: the entries of ns with
+// IDs from first to last.
+type lookup struct {
+	ns, first, last string
+	reply           chan lookupReply
+}
+
+type lookupReply struct {
+	at  map[string]int64
+	err error
+}
+
+// Lookup returns the index's alarm times (Unix ms) of the objects of ns
+// whose IDs lie from first to last (inclusive), read by the scheduler
+// between its own writes. An entry is due no later than the object's own
+// record (see the package comment): a listing's view, not the truth.
+func (s *Scheduler) Lookup(ctx context.Context, ns, first, last string) (map[string]int64, error) {
+	l := &lookup{ns: ns, first: first, last: last, reply: make(chan lookupReply, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("alarm: the scheduler is closed")
+	}
+	s.inbox = append(s.inbox, request{kind: reqLookup, lookup: l})
+	s.mu.Unlock()
+	s.poke()
+	select {
+	case r := <-l.reply:
+		return r.at, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ReadIndex reads the alarm times of the objects of ns with IDs from first
+// to last from an index database (Lookup's read, for a stopped runtime's
+// directory). An index that was never written has no entries.
+func ReadIndex(o *store.Object, ns, first, last string) (map[string]int64, error) {
+	at := make(map[string]int64)
+	var n int64
+	if err := o.Exec("SELECT count(*) FROM sqlite_schema WHERE name = 'alarm_index'").Scan(&n); err != nil || n == 0 {
+		return at, err
+	}
+	c := o.Exec("SELECT id, at_ms FROM alarm_index WHERE ns = ? AND id BETWEEN ? AND ?", ns, first, last)
+	for c.Next() {
+		var id string
+		var ms int64
+		if err := c.Scan(&id, &ms); err != nil {
+			return nil, err
+		}
+		at[id] = ms
+	}
+	return at, c.Err()
+}
+
+// answer serves the lookups of one loop round.
+func (s *Scheduler) answer(ls []*lookup) {
+	for _, l := range ls {
+		var r lookupReply
+		_, r.err = s.indexTurnAsync(func(o *store.Object) (err error) {
+			r.at, err = ReadIndex(o, l.ns, l.first, l.last)
+			return err
+		})
+		l.reply <- r
+	}
+}
+
 // Done reports the outcome of a fired entry.
 func (s *Scheduler) Done(o Outcome) {
 	s.push(request{kind: reqOutcome, outcome: o})
@@ -338,6 +408,8 @@ func (s *Scheduler) run() {
 		s.mu.Unlock()
 		writes := s.handle(reqs)
 		now := s.cfg.Clock.Now().UnixMilli()
+		s.answer(s.lookups)
+		s.lookups = nil
 		// Fire what is due before writing the index: firing is what is
 		// late; the writes' waiters tolerate the extra moment.
 		s.fireDue(now)
@@ -351,6 +423,7 @@ func (s *Scheduler) run() {
 			s.inbox = nil
 			s.mu.Unlock()
 			s.writeIndex(s.handle(reqs))
+			s.answer(s.lookups)
 			s.cfg.Index.Commit() // an open batch commits (and syncs) before Close
 			if timer != nil {
 				timer.Stop()
@@ -452,6 +525,8 @@ func (s *Scheduler) handle(reqs []request) []write {
 				e.AtMs = now + s.cfg.RetryDelay.Milliseconds()
 				s.pushHeap(e)
 			}
+		case reqLookup:
+			s.lookups = append(s.lookups, r.lookup)
 		case reqDefined:
 			for _, e := range s.parked[r.ns] {
 				s.pushHeap(e)

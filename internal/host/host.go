@@ -313,3 +313,9 @@ func (h *Host) KeepUsage(took map[route.ObjectID]Usage) {
 		h.usage[id] = p
 	}
 }
+
+// AlarmTimes returns the alarm index's times (Unix ms) of the objects of
+// ns with IDs from first to last: an operator's listing.
+func (h *Host) AlarmTimes(ctx context.Context, ns, first, last string) (map[string]int64, error) {
+	return h.alarms.Lookup(ctx, ns, first, last)
+}
