@@ -22,12 +22,19 @@ import (
 // default), each with its size on disk, its state (live, hibernated or
 // stored) and its queued events; what each object used (requests, wall
 // time, rows read and written, stored bytes) and the top users by each.
-// Every request needs the header
+// Every API request needs the header
 // "Authorization: Bearer <token>"; the token is compared in constant time
-// and an empty token refuses everything. Serve it on its own address, never
+// and an empty token refuses everything.
+//
+// It also serves the storage browser, HTML pages under /admin: pick a
+// namespace, page through its objects, open one (its state, alarm, usage,
+// tables and their rows, KV keys) and run read-only queries. A browser
+// signs in once with the token and then carries a session cookie
+// (HttpOnly, SameSite=Strict, 12 hours, valid only for this token);
+// docs/OPERATIONS.md has the details. Serve it on its own address, never
 // beside the app: `durable serve --admin-addr` does.
 func (rt *Runtime) AdminHandler(token string) http.Handler {
-	return admin.APIHandler(token, adminObjects{rt})
+	return admin.Handler(token, adminObjects{rt}, rt.cfg.Logger)
 }
 
 // adminObjects is the admin API's view of the runtime.

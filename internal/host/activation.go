@@ -26,6 +26,9 @@ type Msg struct {
 	Name   string          // the name the caller addressed the object by, or ""
 	Work   Work
 	System bool // an alarm, a WebSocket event or WaitUntil: never refused for a full mailbox
+	// Operator marks an operator's read (Inspect): a turn like any other,
+	// but not a request of the object's usage.
+	Operator bool
 	// Lazy leaves the instance unbuilt until the work asks for it
 	// (Activation.Instance): an alarm turn first checks the record.
 	Lazy bool

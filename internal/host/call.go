@@ -219,7 +219,7 @@ func (h *Host) Inspect(ctx context.Context, id route.ObjectID, fn func(o *store.
 
 func (h *Host) inspect(ctx context.Context, id route.ObjectID, fn func(o *store.Object) error, reset bool) error {
 	var fnErr error
-	m := &Msg{Ctx: ctx, System: true, Lazy: true, done: make(chan Reply, 1), chain: h.newChain(),
+	m := &Msg{Ctx: ctx, System: true, Lazy: true, Operator: true, done: make(chan Reply, 1), chain: h.newChain(),
 		Work: func(ctx context.Context, _ any) (any, error) {
 			ts := turnFrom(ctx)
 			if err := ts.a.Do(ts.gen, func(o *store.Object) error { fnErr = fn(o); return nil }); err != nil {

@@ -285,8 +285,11 @@ func (a *Activation) turn(m *Msg, level int) {
 func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
 	d := time.Since(t0)
 	nm.TurnSeconds.ObserveAt(a.stripe, int64(d))
-	a.use.requests.Add(1)
-	a.use.wall.Add(int64(d))
+	// An operator's read is the node's work, not the object's usage.
+	if !m.Operator {
+		a.use.requests.Add(1)
+		a.use.wall.Add(int64(d))
+	}
 	// Rows of every path the turn ended by (committed, failed, fenced,
 	// detached at a durability point) are counted here, at its very end.
 	a.smu.Lock()
@@ -298,8 +301,10 @@ func (a *Activation) observeTurn(nm *metrics.Namespace, m *Msg, t0 time.Time) {
 	if r|w != 0 {
 		nm.RowsRead.AddAt(a.stripe, uint64(r))
 		nm.RowsWritten.AddAt(a.stripe, uint64(w))
-		a.use.rowsRead.Add(r)
-		a.use.rowsWritten.Add(w)
+		if !m.Operator {
+			a.use.rowsRead.Add(r)
+			a.use.rowsWritten.Add(w)
+		}
 	}
 	if m.replyErr != nil {
 		nm.TurnErrors[errorKind(m.replyErr, m.panicked)].IncAt(a.stripe)
