@@ -16,3 +16,9 @@ go test -race -timeout 30m "$@" ./...
 # its chart library stays out of the library's dependencies).
 echo "== bench/load"
 (cd bench/load && go vet ./... && go test -race -timeout 5m ./...)
+# The storage browser in headless Chromium: its own module (the browser
+# driver stays out of the library's dependencies); Chromium is installed
+# here when missing (or the test skips and says why).
+echo "== e2e/browser"
+./scripts/install-chromium.sh
+(cd e2e/browser && go vet ./... && go test -race -timeout 5m ./...)

@@ -1,6 +1,7 @@
 package alarm
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -323,4 +324,32 @@ func TestScheduler_ParksUndefinedNamespaces(t *testing.T) {
 	f.mu.Unlock()
 	f.s.Defined("LATER")
 	f.waitFired(1)
+}
+
+// Lookup reads the index's times of a range of IDs between the scheduler's
+// writes; after Close it fails at once instead of waiting.
+func TestScheduler_Lookup(t *testing.T) {
+	f := newFixture(t, t.TempDir(), 100)
+	base := f.clk.Now().UnixMilli() + 3_600_000
+	for i, id := range []string{"a", "b", "c", "d"} {
+		if err := f.s.Set("NS", id, base+int64(i)).Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.s.Set("OTHER", "b", base).Wait(t.Context())
+	got, err := f.s.Lookup(t.Context(), "NS", "b", "c")
+	if err != nil || len(got) != 2 || got["b"] != base+1 || got["c"] != base+2 {
+		t.Fatalf("Lookup(NS, b..c) = %v, %v; want b and c", got, err)
+	}
+	f.s.Close()
+	done := make(chan error, 1)
+	go func() { _, err := f.s.Lookup(context.Background(), "NS", "a", "z"); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Lookup after Close succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lookup after Close did not return")
+	}
 }
