@@ -49,8 +49,7 @@ func (o *Object) authorize(action sqlite3.AuthorizerActionCode, a3, a4, schema, 
 	if action == sqlite3.AUTH_ANALYZE && isInternal(a3) {
 		return sqlite3.AUTH_IGNORE // a plain ANALYZE skips the internal tables
 	}
-	if o.readOnlyQuery && action == sqlite3.AUTH_PRAGMA && (a4 != "" || strings.EqualFold(a3, "optimize")) &&
-		settingPragmas[strings.ToLower(a3)] {
+	if o.readOnlyQuery && writes(action, a3, a4) {
 		o.authErr = ErrWouldWrite // it would change the connection or the database
 		return sqlite3.AUTH_DENY
 	}
@@ -59,6 +58,19 @@ func (o *Object) authorize(action sqlite3.AuthorizerActionCode, a3, a4, schema, 
 		return sqlite3.AUTH_DENY
 	}
 	return sqlite3.AUTH_OK
+}
+
+// writes says whether an action changes the database or the connection:
+// refused in a read-only query, whether it is the query's own or one a
+// table-valued function (pragma_optimize) prepares while the query runs.
+func writes(action sqlite3.AuthorizerActionCode, a3, a4 string) bool {
+	switch action {
+	case sqlite3.AUTH_SELECT, sqlite3.AUTH_READ, sqlite3.AUTH_FUNCTION, sqlite3.AUTH_RECURSIVE:
+		return false
+	case sqlite3.AUTH_PRAGMA:
+		return (a4 != "" || strings.EqualFold(a3, "optimize")) && settingPragmas[strings.ToLower(a3)]
+	}
+	return true // insert, update, delete, create, drop, alter, analyze, reindex, attach, transactions
 }
 
 // settingPragmas are the allowed pragmas that change something when given

@@ -32,10 +32,13 @@ func (o *Object) QueryReadOnly(ctx context.Context, query string, maxRows int) (
 	}
 	// Prepared afresh, never from the statement cache, so that the
 	// authorizer sees it in read-only mode.
+	// The authorizer refuses every write while the statement is prepared
+	// and while it runs: a table-valued function such as pragma_optimize
+	// prepares its own statement as the rows are read.
 	o.authErr = nil
 	o.readOnlyQuery = true
+	defer func() { o.readOnlyQuery = false }()
 	s, tail, err := o.conn.c.Prepare(query)
-	o.readOnlyQuery = false
 	if err != nil {
 		return nil, nil, false, o.sqlError(err)
 	}
@@ -66,6 +69,9 @@ func (o *Object) QueryReadOnly(ctx context.Context, query string, maxRows int) (
 		rows = append(rows, rowValues(s))
 	}
 	if err := s.Err(); err != nil {
+		if errors.Is(o.authErr, ErrWouldWrite) {
+			return nil, nil, false, ErrWouldWrite
+		}
 		if ctx.Err() != nil {
 			return nil, nil, false, fmt.Errorf("store: query stopped: %w", ctx.Err())
 		}

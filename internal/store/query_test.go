@@ -40,13 +40,17 @@ func TestQueryReadOnly(t *testing.T) {
 			"PRAGMA foreign_keys = OFF":      ErrWouldWrite, // changes the connection
 			"PRAGMA defer_foreign_keys = ON": ErrWouldWrite,
 			"PRAGMA optimize":                ErrWouldWrite,
-			"COMMIT":                         nil, // transaction control
-			"SAVEPOINT x":                    nil,
-			"ROLLBACK":                       nil,
-			"SELECT 1; DELETE FROM t":        nil, // refused: two statements
-			"SELECT * FROM _durable_kv":      nil, // refused by the authorizer
-			"SELECT * FROM t WHERE k = ?":    nil, // refused: parameters
-			"":                               nil, // refused: no statement
+			// Table-valued pragmas prepare their statement as rows are
+			// read: ANALYZE would write sqlite_stat1 (found in review).
+			"SELECT * FROM pragma_optimize":          ErrWouldWrite,
+			"SELECT * FROM pragma_optimize(0x10002)": ErrWouldWrite,
+			"COMMIT":                                 nil, // transaction control
+			"SAVEPOINT x":                            nil,
+			"ROLLBACK":                               nil,
+			"SELECT 1; DELETE FROM t":                nil, // refused: two statements
+			"SELECT * FROM _durable_kv":              nil, // refused by the authorizer
+			"SELECT * FROM t WHERE k = ?":            nil, // refused: parameters
+			"":                                       nil, // refused: no statement
 		} {
 			_, _, _, err := o.QueryReadOnly(ctx, q, 10)
 			if err == nil || (want != nil && !errors.Is(err, want)) {
@@ -73,6 +77,11 @@ func TestQueryReadOnly(t *testing.T) {
 		var n int64
 		if err := o.Exec("SELECT count(*) FROM t").Scan(&n); err != nil || n != 3 {
 			t.Errorf("rows after the refused writes: %d %v, want 3", n, err)
+		}
+		o.trusted = true
+		defer func() { o.trusted = false }()
+		if err := o.Exec("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'sqlite_stat%'").Scan(&n); err != nil || n != 0 {
+			t.Errorf("statistics tables after the refused writes: %d %v, want none", n, err)
 		}
 		return nil
 	})
