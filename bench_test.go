@@ -126,12 +126,17 @@ func runCalls(b *testing.B, ns *durable.Namespace[*Row], objects, callers int, d
 // benchCalls reports calls/s and the ratio to the raw fsync rate measured
 // right before, in the data directory. -benchtime 3000x means 3 s of load.
 func benchCalls(b *testing.B, objects, callers int) {
+	benchCallsWith(b, objects, callers, durable.Config{})
+}
+
+func benchCallsWith(b *testing.B, objects, callers int, cfg durable.Config) {
 	dir := b.TempDir()
 	raw, err := fsyncrate.Measure(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := durabletest.New(b, durable.Config{Dir: dir})
+	cfg.Dir = dir
+	rt := durabletest.New(b, cfg)
 	ns := durable.Define(rt, "ROW", newRow)
 	d := max(time.Duration(b.N)*time.Second/1000, 500*time.Millisecond)
 	r := runCalls(b, ns, objects, callers, d)

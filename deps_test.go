@@ -80,6 +80,11 @@ func TestDependencies(t *testing.T) {
 		// The runtime's counters are plain atomics (internal/metrics);
 		// Prometheus is the exporter's business alone.
 		"github.com/prometheus/client_golang": {"/internal/admin"},
+		// Spans are made in internal/tracing; the root names the
+		// provider's type in Config; the binary sets up the SDK.
+		"go.opentelemetry.io/otel":                                        {"/internal/tracing", "", "/cmd/durable"},
+		"go.opentelemetry.io/otel/sdk":                                    {"/cmd/durable"},
+		"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp": {"/cmd/durable"},
 	}
 	for path, p := range pkgs {
 		for dep, allowed := range owners {

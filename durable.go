@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/durable-go/durable/internal/metrics"
-	"github.com/durable-go/durable/internal/usage"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,11 +11,16 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/durable-go/durable/internal/clock"
 	"github.com/durable-go/durable/internal/hooks"
 	"github.com/durable-go/durable/internal/host"
+	"github.com/durable-go/durable/internal/metrics"
 	"github.com/durable-go/durable/internal/route"
 	"github.com/durable-go/durable/internal/store"
+	"github.com/durable-go/durable/internal/tracing"
+	"github.com/durable-go/durable/internal/usage"
 	"github.com/durable-go/durable/internal/ws"
 )
 
@@ -73,6 +76,12 @@ type Config struct {
 	Clock Clock
 	// Logger receives the runtime's logs (nil: slog.Default()).
 	Logger *slog.Logger
+	// TracerProvider receives OpenTelemetry spans of every call and turn
+	// (RPC, fetch, alarm, WebSocket event) with the namespace and object
+	// ID, parented on the caller's span in the call's context (so a chain
+	// of calls is one trace), and the output gate's wait with the batch's
+	// commit and sync inside. nil: tracing off, at the cost of a nil check.
+	TracerProvider trace.TracerProvider
 }
 
 // setDefaults fills the zero values and checks the rest.
@@ -205,6 +214,7 @@ func Open(cfg Config) (*Runtime, error) {
 		MaxDatabaseSize:  cfg.MaxDatabaseSize,
 		Logger:           cfg.Logger,
 		Metrics:          rt.storeMetrics,
+		Timings:          cfg.TracerProvider != nil,
 	})
 	if err != nil {
 		return fail(err)
@@ -237,6 +247,7 @@ func Open(cfg Config) (*Runtime, error) {
 		AlarmRetryBase: cfg.AlarmRetryBase,
 		HibernateAfter: cfg.HibernateAfter,
 		SlowTurn:       cfg.SlowTurn,
+		Tracer:         tracing.New(cfg.TracerProvider),
 		Sockets: func(id route.ObjectID) int {
 			if g := hub.Lookup(id); g != nil {
 				return g.Len()

@@ -276,7 +276,7 @@ func (e wsEvents) Message(c *ws.Conn, binary bool, data []byte, done func()) {
 		m.WSMessagesIn.IncAt(metrics.StripeOf(c.Key().ID))
 	}
 	msg := Message{Binary: binary, Data: data}
-	err := e.rt.host.PostFunc(c.Key(), func(ctx context.Context, inst any) (any, error) {
+	err := e.rt.host.PostFunc(c.Key(), "WebSocketMessage", func(ctx context.Context, inst any) (any, error) {
 		h, err := e.handler(inst)
 		if err != nil {
 			return nil, err
@@ -322,7 +322,7 @@ func (e wsEvents) Error(c *ws.Conn, err error) {
 
 func (e wsEvents) post(c *ws.Conn, name string, fn func(context.Context, WebSocketHandler) error) {
 	log := e.rt.cfg.Logger
-	err := e.rt.host.PostFunc(c.Key(), func(ctx context.Context, inst any) (any, error) {
+	err := e.rt.host.PostFunc(c.Key(), name, func(ctx context.Context, inst any) (any, error) {
 		h, err := e.handler(inst)
 		if err != nil {
 			return nil, err

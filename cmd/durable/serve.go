@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/durable-go/durable"
 	"github.com/durable-go/durable/examples/chat"
 	"github.com/durable-go/durable/examples/counter"
@@ -27,6 +29,7 @@ import (
 	"github.com/durable-go/durable/examples/seats"
 	"github.com/durable-go/durable/internal/benchapp"
 	"github.com/durable-go/durable/internal/httpjson"
+	"github.com/durable-go/durable/internal/tracing"
 )
 
 // shutdownBudget bounds the drain after SIGINT/SIGTERM.
@@ -45,6 +48,8 @@ func serve(args []string) int {
 	maxOpen := fs.Int("max-open-databases", 0, "keep at most this many SQLite databases open (0: a quarter of the open-files limit)")
 	idle := fs.Duration("idle-timeout", durable.DefaultIdleTimeout, "evict an instance idle this long")
 	hibernate := fs.Duration("hibernate-after", durable.DefaultHibernateAfter, "evict an instance whose only activity is WebSockets after this long")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "send OpenTelemetry traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318); off when empty")
+	traceSample := fs.Float64("trace-sample", 1, "with --otlp-endpoint: the fraction of traces started here to keep (callers' traceparent decides theirs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,8 +71,25 @@ func serve(args []string) int {
 		log.Error("--max-open-databases must not be negative", "max-open-databases", *maxOpen)
 		return 2
 	}
-	rt, err := durable.Open(durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate,
-		MaxOpenDatabases: *maxOpen, SlowTurn: *slowTurn, Logger: log})
+	cfg := durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate,
+		MaxOpenDatabases: *maxOpen, SlowTurn: *slowTurn, Logger: log}
+	var tp *sdktrace.TracerProvider
+	if *otlpEndpoint != "" {
+		var err error
+		if tp, err = newTracerProvider(*otlpEndpoint, *traceSample); err != nil {
+			fmt.Fprintln(os.Stderr, "durable serve:", err)
+			return 2
+		}
+		cfg.TracerProvider = tp
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(ctx); err != nil {
+				log.Warn("flush the last traces", "err", err)
+			}
+		}()
+	}
+	rt, err := durable.Open(cfg)
 	if err != nil {
 		log.Error("open runtime", "dir", *dir, "err", err)
 		return 1
@@ -102,7 +124,7 @@ func serve(args []string) int {
 			"websockets": s.WebSockets, "hibernated_websockets": s.HibernatedWebSockets,
 		})
 	})
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			w.Header().Set("Connection", "close")
 			httpjson.Error(w, http.StatusServiceUnavailable, "the server is shutting down")
@@ -110,6 +132,10 @@ func serve(args []string) int {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	if tp != nil {
+		handler = traceHTTP(tracing.New(tp), mux, handler)
+		log.Info("tracing", "otlp-endpoint", *otlpEndpoint, "sample", *traceSample)
+	}
 	if *pprofAddr != "" {
 		if err := servePprof(*pprofAddr, log); err != nil {
 			log.Error("pprof listen", "addr", *pprofAddr, "err", err)

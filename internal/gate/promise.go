@@ -22,6 +22,49 @@ type Promise struct {
 	err  error         // guarded by mu; valid once done
 	ch   chan struct{} // guarded by mu; made on demand by Done
 	fns  []func(error) // guarded by mu; run once, in order, at Resolve
+	tm   *Timing       // guarded by mu; recorded only when the store is asked to
+}
+
+// Timing is when the writes a promise covers were committed and made
+// durable (Unix nanoseconds), for traces. The store records it only when
+// tracing is on.
+type Timing struct {
+	CommitStart, CommitEnd int64
+	Turns                  int // turns in the committed batch
+	SyncStart, SyncEnd     int64
+	Batches                int // batches the sync round made durable
+}
+
+// SetCommitted records when the promise's batch was committed.
+func (p *Promise) SetCommitted(start, end int64, turns int) {
+	p.mu.Lock()
+	if p.tm == nil {
+		p.tm = &Timing{}
+	}
+	p.tm.CommitStart, p.tm.CommitEnd, p.tm.Turns = start, end, turns
+	p.mu.Unlock()
+}
+
+// ResolveSynced resolves the promise like Resolve, recording the sync
+// round that made its writes durable (or failed) if its commit was
+// recorded.
+func (p *Promise) ResolveSynced(err error, start, end int64, batches int) {
+	p.mu.Lock()
+	if p.tm != nil && !p.done {
+		p.tm.SyncStart, p.tm.SyncEnd, p.tm.Batches = start, end, batches
+	}
+	p.mu.Unlock()
+	p.Resolve(err)
+}
+
+// Timing returns what was recorded of the promise's commit and sync.
+func (p *Promise) Timing() (Timing, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tm == nil {
+		return Timing{}, false
+	}
+	return *p.tm, true
 }
 
 // New returns a pending promise.

@@ -15,6 +15,7 @@ import (
 	"github.com/durable-go/durable/internal/gate"
 	"github.com/durable-go/durable/internal/route"
 	"github.com/durable-go/durable/internal/store"
+	"github.com/durable-go/durable/internal/tracing"
 )
 
 // Work is what a turn does with the instance; its result is the reply.
@@ -52,6 +53,26 @@ type Msg struct {
 	// event, set before the reply (the waiter reads them after it).
 	metrics *metrics.Namespace
 	stripe  uint8
+	// trace names the event for its span and holds the span; nil when
+	// tracing is off (Host.traced sets it).
+	trace *traceInfo
+}
+
+// traceInfo is a traced event's kind (rpc, fetch, alarm, websocket,
+// operator, background, system), method (the method's or handler's name)
+// and, once its turn starts, span, which ends when the reply's promise is
+// ready.
+type traceInfo struct {
+	kind, method string
+	span         tracing.Span
+}
+
+// traced names m for tracing, when tracing is on.
+func (h *Host) traced(m *Msg, kind, method string) *Msg {
+	if h.cfg.Tracer != nil {
+		m.trace = &traceInfo{kind: kind, method: method}
+	}
+	return m
 }
 
 // Reply is a turn's outcome. P is ready when the writes the turn could
@@ -64,6 +85,9 @@ type Reply struct {
 
 func (m *Msg) reply(r Reply) {
 	m.replyErr = r.Err
+	if m.trace != nil && m.trace.span.Active() {
+		m.trace.span.EndDurable(time.Now(), r.P, r.Err)
+	}
 	if m.done != nil {
 		m.done <- r
 	}

@@ -55,7 +55,7 @@ func (h *Host) fireAlarm(e alarm.Entry) error {
 	if !defined {
 		return alarm.ErrUndefined
 	}
-	m := &Msg{Work: h.alarmWork(false), System: true, Lazy: true, chain: h.newChain()}
+	m := h.traced(&Msg{Work: h.alarmWork(false), System: true, Lazy: true, chain: h.newChain()}, "alarm", "alarm")
 	m.onReply = func(r Reply) {
 		if r.Err != nil {
 			h.alarms.Done(alarm.Outcome{Entry: e, Kind: alarm.Retry})
@@ -200,7 +200,7 @@ func (h *Host) alarmFailed(a *Activation, ts *turnState, retries int, now int64,
 // RunAlarm runs the object's alarm now, due or not, as a successful alarm
 // turn would, and reports whether it had one (durabletest.RunAlarm).
 func (h *Host) RunAlarm(ctx context.Context, id route.ObjectID) (bool, error) {
-	v, err := h.callWork(ctx, id, &Msg{Work: h.alarmWork(true), Lazy: true})
+	v, err := h.callWork(ctx, id, h.traced(&Msg{Work: h.alarmWork(true), Lazy: true}, "alarm", "alarm"))
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/durable-go/durable/internal/store"
+	"github.com/durable-go/durable/internal/tracing"
 	"time"
 
 	"github.com/durable-go/durable/internal/actor"
@@ -25,8 +26,17 @@ var ErrOverloaded = &errs.Call{
 // calling turn first reaches a durability point and lets calls on its chain
 // back in while it waits (A→B→A). method and arg are the call's wire form
 // (for a remote node); work is its in-process form.
-func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string, arg []byte, work Work) (any, error) {
-	m := &Msg{Ctx: ctx, Name: name, Work: work, done: make(chan Reply, 1)}
+func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string, arg []byte, work Work) (v any, err error) {
+	kind := "rpc"
+	if method == "ServeHTTP" {
+		kind = "fetch"
+	}
+	if tr := h.cfg.Tracer; tr != nil {
+		var span tracing.Span
+		ctx, span = tr.StartCall(ctx, kind, id.Namespace, id.ID, method)
+		defer func() { span.End(err) }()
+	}
+	m := h.traced(&Msg{Ctx: ctx, Name: name, Work: work, done: make(chan Reply, 1)}, kind, method)
 	if ts := turnFrom(ctx); ts != nil {
 		a := ts.a
 		if err := a.suspend(ctx, ts); err != nil {
@@ -76,16 +86,16 @@ func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string,
 // Post queues a system event (never refused for a full mailbox) and does
 // not wait for it. done, if not nil, receives the turn's reply.
 func (h *Host) Post(id route.ObjectID, work Work, done chan Reply) error {
-	m := &Msg{Work: work, System: true, chain: h.newChain(), done: done}
+	m := h.traced(&Msg{Work: work, System: true, chain: h.newChain(), done: done}, "system", "")
 	_, err := h.serve(context.Background(), &route.Envelope{To: id, Local: m})
 	return err
 }
 
-// PostFunc queues a system event like Post; onReply receives the turn's
-// reply (it must not block). If PostFunc returns an error, onReply is
-// never called.
-func (h *Host) PostFunc(id route.ObjectID, work Work, onReply func(Reply)) error {
-	m := &Msg{Work: work, System: true, chain: h.newChain(), onReply: onReply}
+// PostFunc queues a WebSocket event (handler names it) like Post; onReply
+// receives the turn's reply (it must not block). If PostFunc returns an
+// error, onReply is never called.
+func (h *Host) PostFunc(id route.ObjectID, handler string, work Work, onReply func(Reply)) error {
+	m := h.traced(&Msg{Work: work, System: true, chain: h.newChain(), onReply: onReply}, "websocket", handler)
 	_, err := h.serve(context.Background(), &route.Envelope{To: id, Local: m})
 	return err
 }
@@ -159,6 +169,7 @@ func (a *Activation) WaitUntil(fn func(ctx context.Context)) error {
 		fn(ctx)
 		return nil, nil
 	}}
+	a.h.traced(m, "background", "waitUntil")
 	if err := a.mb.Push(m, true); err != nil {
 		return fmt.Errorf("durable: WaitUntil: the object is shutting down: %w", errs.ErrClosed)
 	}
@@ -230,6 +241,7 @@ func (h *Host) inspect(ctx context.Context, id route.ObjectID, fn func(o *store.
 			}
 			return nil, nil
 		}}
+	h.traced(m, "operator", "inspect")
 	if _, err := h.serve(ctx, &route.Envelope{To: id, Local: m}); err != nil {
 		return err
 	}

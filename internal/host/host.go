@@ -25,6 +25,7 @@ import (
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/route"
 	"github.com/durable-go/durable/internal/store"
+	"github.com/durable-go/durable/internal/tracing"
 )
 
 // Config configures a Host. Every field must be set (the root package
@@ -50,6 +51,8 @@ type Config struct {
 	OnRetire func(route.ObjectID)
 	// SlowTurn: a turn longer than this is logged (≤ 0: never).
 	SlowTurn time.Duration
+	// Tracer makes the spans of calls and turns (nil: tracing off).
+	Tracer *tracing.Tracer
 }
 
 // Limits of the platform the host enforces.

@@ -140,6 +140,9 @@ func (a *Activation) turn(m *Msg, level int) {
 	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	if m.trace != nil {
+		ctx, m.trace.span = a.h.cfg.Tracer.StartTurn(ctx, m.trace.kind, a.id.Namespace, a.id.ID, m.trace.method)
+	}
 
 	a.smu.Lock()
 	if a.dead || a.obj == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/gate"
@@ -268,9 +269,16 @@ func (o *Object) commitTxn(p *gate.Promise, turns int) error {
 		return nil
 	}
 	wrote := o.conn.wrote()
+	var t0 time.Time
+	if o.st.cfg.Timings {
+		t0 = time.Now()
+	}
 	if err := o.conn.run(o, o.conn.commit); err != nil {
 		o.txnOpen = false
 		return o.fatal(p, fmt.Errorf("commit: %w", err))
+	}
+	if o.st.cfg.Timings && wrote {
+		p.SetCommitted(t0.UnixNano(), time.Now().UnixNano(), turns)
 	}
 	o.txnOpen = false
 	if !wrote {

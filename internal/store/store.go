@@ -62,6 +62,9 @@ type Config struct {
 	SyncfsThreshold int
 	// Metrics receives the engine's counters (nil: a private set).
 	Metrics *metrics.Store
+	// Timings records on each batch's promise when it was committed and
+	// synced (gate.Timing), for traces; off, nothing is measured.
+	Timings bool
 	// CheckpointPages: after a commit leaves the WAL longer than this many
 	// pages, the object checkpoints it into the database file.
 	CheckpointPages int

@@ -250,6 +250,10 @@ func (c *coordinator) round(batch []commitRec) {
 			continue
 		}
 		r.obj.st.dirsSynced(r.dirs)
+		if r.obj.st.cfg.Timings {
+			r.p.ResolveSynced(nil, start.UnixNano(), start.Add(elapsed).UnixNano(), len(batch))
+			continue
+		}
 		r.p.Resolve(nil)
 	}
 	c.mu.Lock()
