@@ -61,13 +61,7 @@ func (a adminObjects) ListObjects(ns, after string, limit int) ([]admin.ObjectIn
 	for _, id := range ids {
 		oid := route.ObjectID{Namespace: ns, ID: id}
 		l := a.rt.host.Object(oid)
-		info := admin.ObjectInfo{ID: id, Name: l.Name, Mailbox: l.Mailbox, State: "stored"}
-		switch {
-		case l.Live:
-			info.State = "live"
-		case a.rt.hub.Lookup(oid) != nil && a.rt.hub.Lookup(oid).Len() > 0:
-			info.State = "hibernated"
-		}
+		info := admin.ObjectInfo{ID: id, Name: l.Name, Mailbox: l.Mailbox, State: a.state(oid, l.Live)}
 		info.Bytes, _ = a.rt.store.DatabaseBytes(ns, id)
 		out = append(out, info)
 	}
@@ -75,6 +69,9 @@ func (a adminObjects) ListObjects(ns, after string, limit int) ([]admin.ObjectIn
 		ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 		defer cancel()
 		at, err := a.rt.host.AlarmTimes(ctx, ns, out[0].ID, out[len(out)-1].ID)
+		if ctx.Err() != nil {
+			return nil, false, fmt.Errorf("%w: reading the alarm index took over %v", admin.ErrTimeout, queryTimeout)
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -85,6 +82,18 @@ func (a adminObjects) ListObjects(ns, after string, limit int) ([]admin.ObjectIn
 	return out, more, nil
 }
 
+// state is an object's state in a listing: live, hibernated (evicted with
+// WebSockets open) or stored.
+func (a adminObjects) state(oid route.ObjectID, live bool) string {
+	if live {
+		return "live"
+	}
+	if g := a.rt.hub.Lookup(oid); g != nil && g.Len() > 0 {
+		return "hibernated"
+	}
+	return "stored"
+}
+
 // Object reads one object's detail as a turn of the object, without
 // building its instance.
 func (a adminObjects) Object(ns, id string) (admin.ObjectDetail, error) {
@@ -93,19 +102,13 @@ func (a adminObjects) Object(ns, id string) (admin.ObjectDetail, error) {
 		return admin.ObjectDetail{}, err
 	}
 	l := a.rt.host.Object(oid)
-	d := admin.ObjectDetail{ObjectInfo: admin.ObjectInfo{ID: id, Name: l.Name, Mailbox: l.Mailbox, State: "stored"},
+	d := admin.ObjectDetail{ObjectInfo: admin.ObjectInfo{ID: id, Name: l.Name, Mailbox: l.Mailbox, State: a.state(oid, l.Live)},
 		Paused: a.rt.host.Paused(oid)}
-	switch {
-	case l.Live:
-		d.State = "live"
-	case a.rt.hub.Lookup(oid) != nil && a.rt.hub.Lookup(oid).Len() > 0:
-		d.State = "hibernated"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
 	err = a.rt.host.Inspect(ctx, oid, func(o *store.Object) error { return admin.ReadObject(ctx, o, &d) })
 	d.Bytes, _ = a.rt.store.DatabaseBytes(ns, id)
-	return d, a.inspectError(ctx, ns, id, err)
+	return d, a.inspectError(ctx, ns, id, err, false)
 }
 
 // Usage flushes what objects used so far and returns one object's totals.
@@ -145,11 +148,12 @@ func (a adminObjects) Query(ns, id, sql string) (admin.QueryResult, error) {
 		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(ctx, sql, admin.MaxQueryRows)
 		return err
 	})
-	return res, a.inspectError(ctx, ns, id, err)
+	return res, a.inspectError(ctx, ns, id, err, true)
 }
 
-// inspectError maps the error of an operator's read for the admin API.
-func (a adminObjects) inspectError(ctx context.Context, ns, id string, err error) error {
+// inspectError maps the error of an operator's read for the admin API;
+// userSQL says the operator wrote the SQL (its other errors are theirs).
+func (a adminObjects) inspectError(ctx context.Context, ns, id string, err error, userSQL bool) error {
 	switch {
 	case err == nil:
 		return nil
@@ -157,7 +161,7 @@ func (a adminObjects) inspectError(ctx context.Context, ns, id string, err error
 		return fmt.Errorf("%w: object %s of %s has no stored data", admin.ErrNotFound, id, ns)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w after %v", admin.ErrTimeout, queryTimeout)
-	case errors.Is(err, ErrClosed), errors.Is(err, ErrObjectReset):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrObjectReset), !userSQL:
 		return err
 	default:
 		return fmt.Errorf("%w: %v", admin.ErrBadQuery, err)

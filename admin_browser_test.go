@@ -154,12 +154,18 @@ func TestAdminBrowser(t *testing.T) {
 	if code, body := browse(t, c, "GET", srv.URL+"/admin/usage?by=rows_written", nil); code != 200 || !strings.Contains(body, id) {
 		t.Errorf("usage page: %d", code)
 	}
+	// Only the object's own tables: a table-valued function is no table.
+	for _, name := range []string{"pragma_optimize", "_durable_kv", "sqlite_schema"} {
+		if code, _ := browse(t, c, "GET", srv.URL+"/admin/ns/PLANNER/o/"+id+"/table/"+name, nil); code != 404 {
+			t.Errorf("table page of %s: %d, want 404", name, code)
+		}
+	}
 	// Unknown things are pages too, with the right status.
 	for p, want := range map[string]int{
 		"/admin/ns/NOPE": 404,
 		"/admin/ns/PLANNER/o/" + ns.IDFromName("never").String(): 404,
 		"/admin/ns/PLANNER/o/not-an-id":                          400,
-		"/admin/ns/PLANNER/o/" + id + "/table/nowhere":           400,
+		"/admin/ns/PLANNER/o/" + id + "/table/nowhere":           404,
 		"/admin/ns/PLANNER?limit=5":                              400,
 		"/admin/nothing":                                         404,
 	} {
@@ -183,6 +189,26 @@ func TestAdminBrowser(t *testing.T) {
 		if code, _ := browse(t, http.DefaultClient, "GET", other.URL+"/admin", nil, "Cookie", "durable_admin="+v); code != 401 {
 			t.Errorf("cookie %q on a server with another token: %d, want 401", v, code)
 		}
+	}
+	// Signing in again from a link keeps only the browser's own pages.
+	for to, want := range map[string]string{"/admin/usage": "/admin/usage", "/admin/../\\evil.com": "/admin"} {
+		req, _ := http.NewRequest("POST", srv.URL+"/admin/login", strings.NewReader(url.Values{"token": {adminToken}, "to": {to}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Location"); resp.StatusCode != 303 || got != want {
+			t.Errorf("sign in with to=%q: %d to %q, want 303 to %q", to, resp.StatusCode, got, want)
+		}
+	}
+	// Another site cannot sign the operator out.
+	if code, _ := browse(t, c, "POST", srv.URL+"/admin/logout", url.Values{}, "Sec-Fetch-Site", "cross-site"); code != 403 {
+		t.Errorf("a cross-site sign-out: %d, want 403", code)
+	}
+	if code, _ := browse(t, c, "GET", srv.URL+"/admin", nil); code != 200 {
+		t.Errorf("after a refused cross-site sign-out: %d, want 200 (still signed in)", code)
 	}
 	// Signing out ends the session.
 	browse(t, c, "POST", srv.URL+"/admin/logout", url.Values{}, "Sec-Fetch-Site", "same-origin")

@@ -464,6 +464,15 @@ func (p *Planner) Plan(ctx context.Context, text string) (int64, error) {
 	return at.UnixMilli(), s.SetAlarm(at)
 }
 
+// Bulk fills a table bulk with n rows in one statement.
+func (p *Planner) Bulk(ctx context.Context, n int64) (int64, error) {
+	if err := p.st.Storage().Exec("CREATE TABLE bulk (x INTEGER)").Err(); err != nil {
+		return 0, err
+	}
+	return n, p.st.Storage().Exec(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+		INSERT INTO bulk SELECT x FROM c`, n).Err()
+}
+
 func (p *Planner) Count(ctx context.Context) (n int64, err error) {
 	return n, p.st.Storage().Exec("SELECT count(*) FROM plans").Scan(&n)
 }
@@ -537,5 +546,52 @@ func TestAdmin_ObjectDetail(t *testing.T) {
 	}
 	if code, body := adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects/"+ns.IDFromName("never").String(), adminToken); code != 404 {
 		t.Errorf("an object without data: %d %s, want 404", code, body)
+	}
+}
+
+// A table's row count stops at admin.MaxRowCount (100,000), so an
+// object's page costs the same whatever its tables hold.
+func TestAdmin_RowCountCapped(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "PLANNER", func(st *durable.State) (*Planner, error) { return &Planner{st: st}, nil })
+	if _, err := durable.Call(context.Background(), ns.GetByName("big"), (*Planner).Bulk, 100005); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	code, body := adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects/"+ns.IDFromName("big").String(), adminToken)
+	if code != 200 || !strings.Contains(string(body), `"name":"bulk","table":"bulk"`) ||
+		!strings.Contains(string(body), `"rows":100000,"rows_capped":true`) {
+		t.Errorf("detail: %d %s, want bulk with 100000 rows, capped", code, body)
+	}
+}
+
+// Once the runtime is closed the admin API and the pages answer 503, not
+// 500.
+func TestAdmin_ClosedRuntime(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "PLANNER", func(st *durable.State) (*Planner, error) { return &Planner{st: st}, nil })
+	if _, err := durable.Call(context.Background(), ns.GetByName("p"), (*Planner).Plan, "x"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	if err := rt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := ns.IDFromName("p").String()
+	for _, p := range []string{
+		"/admin/v1/namespaces/PLANNER/objects",
+		"/admin/v1/namespaces/PLANNER/objects/" + id,
+		"/admin/v1/namespaces/PLANNER/objects/" + id + "/usage",
+	} {
+		if code, body := adminGet(t, srv, p, adminToken); code != 503 {
+			t.Errorf("GET %s after Close: %d %s, want 503", p, code, body)
+		}
+	}
+	for _, p := range []string{"/admin/ns/PLANNER", "/admin/ns/PLANNER/o/" + id} {
+		if code, _ := browse(t, http.DefaultClient, "GET", srv.URL+p, nil, "Authorization", "Bearer "+adminToken); code != 503 {
+			t.Errorf("page %s after Close: %d, want 503", p, code)
+		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"github.com/durable-go/durable/internal/usage"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/durable-go/durable/internal/errs"
+	"github.com/durable-go/durable/internal/usage"
 )
 
 // Page sizes of object listings (the platform's: LIM-43).
@@ -253,7 +255,7 @@ func fail(w http.ResponseWriter, r *http.Request, err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, usage.ErrClosed):
+	case errors.Is(err, usage.ErrClosed), errors.Is(err, errs.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, ErrBadQuery):
 		writeError(w, http.StatusBadRequest, err.Error())

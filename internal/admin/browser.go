@@ -12,11 +12,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/usage"
 )
 
@@ -73,6 +75,9 @@ func Handler(token string, src Objects, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("POST /admin/login", b.login)
 	mux.HandleFunc("POST /admin/logout", b.logout)
+	mux.HandleFunc("GET /admin/login", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/admin", http.StatusSeeOther)
+	})
 	mux.Handle("GET /admin", b.authed(b.namespaces))
 	mux.Handle("GET /admin/{$}", b.authed(b.namespaces))
 	mux.Handle("GET /admin/usage", b.authed(b.top))
@@ -81,9 +86,12 @@ func Handler(token string, src Objects, log *slog.Logger) http.Handler {
 	mux.Handle("POST /admin/ns/{ns}/o/{id}/query", b.authed(b.object))
 	mux.Handle("GET /admin/ns/{ns}/o/{id}/table/{table}", b.authed(b.table))
 	mux.Handle("GET /admin/ns/{ns}/o/{id}/kv", b.authed(b.keys))
+	notFound := b.authed(func(w http.ResponseWriter, r *http.Request) {
+		b.render(w, http.StatusNotFound, "error", view{Title: "Not found", Error: "no page " + r.URL.Path})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/admin/") {
-			b.render(w, http.StatusNotFound, "error", view{Title: "Not found", Error: "no page " + r.URL.Path})
+			notFound.ServeHTTP(w, r)
 			return
 		}
 		http.NotFound(w, r)
@@ -186,10 +194,7 @@ func (b *browser) login(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	given := strings.TrimSpace(r.PostFormValue("token"))
-	to := r.PostFormValue("to")
-	if !strings.HasPrefix(to, "/admin") || strings.HasPrefix(to, "//") {
-		to = "/admin"
-	}
+	to := safeReturn(r.PostFormValue("to"))
 	x, y := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(b.token))
 	if b.token == "" || subtle.ConstantTimeCompare(x[:], y[:]) != 1 {
 		b.log.Warn("admin: a sign-in with a wrong token", "remote", r.RemoteAddr)
@@ -202,7 +207,27 @@ func (b *browser) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
+// safeReturn keeps a page to return to after signing in only if it is one
+// of the browser's own pages: a clean path under /admin, no backslash,
+// query kept; anything else is /admin.
+func safeReturn(to string) string {
+	u, err := url.Parse(to)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsAny(to, "\\\x00") {
+		return "/admin"
+	}
+	p := path.Clean("/" + u.Path)
+	if p != "/admin" && !strings.HasPrefix(p, "/admin/") {
+		return "/admin"
+	}
+	u.Path, u.RawPath, u.Fragment = p, "", ""
+	return u.String()
+}
+
 func (b *browser) logout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		b.render(w, http.StatusForbidden, "error", view{Title: "Refused", Error: "a form from another site was refused"})
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)
@@ -230,7 +255,7 @@ func (b *browser) failed(w http.ResponseWriter, r *http.Request, title string, c
 	}
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, usage.ErrClosed):
+	case errors.Is(err, usage.ErrClosed), errors.Is(err, errs.ErrClosed):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, ErrBadQuery):
 		status = http.StatusBadRequest
@@ -322,7 +347,18 @@ func (b *browser) table(w http.ResponseWriter, r *http.Request) {
 		}
 		offset = n
 	}
-	// No bound parameters on the read-only path: the numbers are ours.
+	// Only the object's own tables and views: a name such as
+	// pragma_optimize would reach a table-valued function. (No bound
+	// parameters on the read-only path: literals and numbers are ours.)
+	known, err := b.src.Query(ns, id, `SELECT 1 FROM sqlite_schema WHERE type IN ('table', 'view')
+		AND name NOT LIKE '\_durable\_%' ESCAPE '\' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name = `+quoteString(table))
+	if b.failed(w, r, table, objCrumbs(ns, id), err) {
+		return
+	}
+	if len(known.Rows) == 0 {
+		b.render(w, http.StatusNotFound, "error", view{Title: table, Crumbs: objCrumbs(ns, id), Error: "the object has no table or view " + strconv.Quote(table)})
+		return
+	}
 	res, err := b.src.Query(ns, id, fmt.Sprintf("SELECT * FROM %s LIMIT %d OFFSET %d", QuoteIdent(table), tableRows+1, offset))
 	if b.failed(w, r, table, objCrumbs(ns, id), err) {
 		return
@@ -362,6 +398,11 @@ func (b *browser) top(w http.ResponseWriter, r *http.Request) {
 	}
 	b.render(w, http.StatusOK, "usage", view{Title: "Top usage", Crumbs: home(), Data: map[string]any{
 		"By": by, "Top": top, "Orders": []string{"requests", "wall", "rows_read", "rows_written", "bytes"}}})
+}
+
+// quoteString quotes an SQL string literal.
+func quoteString(v string) string {
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
 // when shows a Unix-ms time in UTC ("" for none).

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -25,8 +26,15 @@ type SchemaEntry struct {
 	Name  string `json:"name"`
 	Table string `json:"table"`
 	SQL   string `json:"sql"`
-	Rows  *int64 `json:"rows,omitempty"` // tables only
+	Rows  *int64 `json:"rows,omitempty"` // tables only, counted up to MaxRowCount
+	// RowsCapped says the table has more than MaxRowCount rows (Rows is
+	// then MaxRowCount): counting stops there so that an object's page
+	// costs the same for a huge table.
+	RowsCapped bool `json:"rows_capped,omitempty"`
 }
+
+// MaxRowCount is where the schema's row counts stop.
+const MaxRowCount = 100000
 
 // ReadObject fills d's alarm and schema from the object's storage, in one
 // of its turns: the read-only query path, so it is refused nothing an
@@ -50,12 +58,16 @@ func ReadObject(ctx context.Context, o *store.Object, d *ObjectDetail) error {
 	for _, r := range rows {
 		e := SchemaEntry{Type: str(r[0]), Name: str(r[1]), Table: str(r[2]), SQL: str(r[3])}
 		if e.Type == "table" {
-			_, n, _, err := o.QueryReadOnly(ctx, "SELECT count(*) FROM "+QuoteIdent(e.Name), 1)
+			_, n, _, err := o.QueryReadOnly(ctx, fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %d)",
+				QuoteIdent(e.Name), MaxRowCount+1), 1)
 			if err != nil {
 				return err
 			}
 			if len(n) == 1 {
 				if v, ok := n[0][0].(int64); ok {
+					if v > MaxRowCount {
+						v, e.RowsCapped = MaxRowCount, true
+					}
 					e.Rows = &v
 				}
 			}

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/durable-go/durable/internal/clock"
+	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/gate"
 	"github.com/durable-go/durable/internal/store"
 )
@@ -301,7 +302,7 @@ func (s *Scheduler) Lookup(ctx context.Context, ns, first, last string) (map[str
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, errors.New("alarm: the scheduler is closed")
+		return nil, fmt.Errorf("alarm: the scheduler is closed: %w", errs.ErrClosed)
 	}
 	s.inbox = append(s.inbox, request{kind: reqLookup, lookup: l})
 	s.mu.Unlock()
