@@ -160,7 +160,8 @@ type Runtime struct {
 	hub    *ws.Hub
 
 	storeMetrics *metrics.Store
-	nsMetrics    sync.Map // namespace name → *metrics.Namespace
+	tracer       *tracing.Tracer // nil: tracing off
+	nsMetrics    sync.Map        // namespace name → *metrics.Namespace
 	dbBytes      dbBytes
 
 	usage                *usage.Book
@@ -208,6 +209,7 @@ func Open(cfg Config) (*Runtime, error) {
 		return fail(err)
 	}
 	rt.storeMetrics = metrics.NewStore()
+	rt.tracer = tracing.New(cfg.TracerProvider)
 	rt.store, err = store.Open(store.Config{
 		Dir:              abs,
 		MaxOpenDatabases: cfg.MaxOpenDatabases,
@@ -247,7 +249,7 @@ func Open(cfg Config) (*Runtime, error) {
 		AlarmRetryBase: cfg.AlarmRetryBase,
 		HibernateAfter: cfg.HibernateAfter,
 		SlowTurn:       cfg.SlowTurn,
-		Tracer:         tracing.New(cfg.TracerProvider),
+		Tracer:         rt.tracer,
 		Sockets: func(id route.ObjectID) int {
 			if g := hub.Lookup(id); g != nil {
 				return g.Len()
@@ -287,6 +289,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		}
 		rt.closeUsage()
 		serr := rt.store.Close()
+		if dropped := rt.tracer.Close(ctx); dropped > 0 {
+			rt.cfg.Logger.Warn("durable: trace spans dropped: more turns ended than the tracer could keep up with", "spans", dropped)
+		}
 		rt.lock.Close()
 		if rt.tmpDir {
 			os.RemoveAll(rt.cfg.Dir)

@@ -3,9 +3,11 @@ package durable_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,9 @@ type Tracer struct {
 }
 
 func (r *Tracer) Relay(ctx context.Context, n int64) (int64, error) {
+	if err := r.st.Storage().Put("relayed", n); err != nil {
+		return 0, err
+	}
 	return durable.Call(ctx, r.adders.GetByName("b"), (*Adder).Add, n)
 }
 
@@ -143,30 +148,9 @@ func TestTracing_CallChain(t *testing.T) {
 		t.Errorf("ADDER/Add attributes %v", turnB.Attributes)
 	}
 	// B wrote: its reply waited for its batch's commit and sync.
-	var gate, commit, sync *tracetest.SpanStub
-	for i := range got {
-		s := &got[i]
-		switch {
-		case s.Name == "durable.output_gate" && s.Parent.SpanID() == turnB.SpanContext.SpanID():
-			gate = s
-		}
-	}
-	if gate == nil {
-		t.Fatal("ADDER/Add has no durable.output_gate child")
-	}
-	for i := range got {
-		s := &got[i]
-		if s.Parent.SpanID() == gate.SpanContext.SpanID() {
-			switch s.Name {
-			case "durable.commit":
-				commit = s
-			case "durable.sync":
-				sync = s
-			}
-		}
-	}
-	if commit == nil || sync == nil {
-		t.Fatalf("the output gate of ADDER/Add lacks commit (%v) or sync (%v)", commit != nil, sync != nil)
+	gate, commit, sync := gateOf(got, turnB)
+	if gate == nil || commit == nil || sync == nil {
+		t.Fatalf("ADDER/Add: output gate %v, commit %v, sync %v; want all three", gate != nil, commit != nil, sync != nil)
 	}
 	// The invariant, as the trace shows it: the sync that made the batch
 	// durable started after its COMMIT returned, and the reply left after.
@@ -177,6 +161,40 @@ func TestTracing_CallChain(t *testing.T) {
 	if callA.EndTime.Before(turnA.StartTime) {
 		t.Error("the call ended before its turn started")
 	}
+	// A wrote before calling B: its writes were committed at that call's
+	// durability point, and its reply waited for them.
+	if g, c, y := gateOf(got, turnA); g == nil || c == nil || y == nil {
+		t.Errorf("RELAY/Relay: output gate %v, commit %v, sync %v; want all three", g != nil, c != nil, y != nil)
+	}
+	for _, pair := range [][2]*tracetest.SpanStub{{turnA, callA}, {turnB, callB}, {callB, turnA}} {
+		if pair[1].EndTime.Before(pair[0].EndTime) {
+			t.Errorf("%s ends after its parent %s", pair[0].Name, pair[1].Name)
+		}
+	}
+}
+
+// gateOf returns a turn's output-gate span and the gate's commit and sync.
+func gateOf(spans tracetest.SpanStubs, turn *tracetest.SpanStub) (gate, commit, sync *tracetest.SpanStub) {
+	for i := range spans {
+		if spans[i].Name == "durable.output_gate" && spans[i].Parent.SpanID() == turn.SpanContext.SpanID() {
+			gate = &spans[i]
+		}
+	}
+	if gate == nil {
+		return nil, nil, nil
+	}
+	for i := range spans {
+		if spans[i].Parent.SpanID() != gate.SpanContext.SpanID() {
+			continue
+		}
+		switch spans[i].Name {
+		case "durable.commit":
+			commit = &spans[i]
+		case "durable.sync":
+			sync = &spans[i]
+		}
+	}
+	return gate, commit, sync
 }
 
 // Fetch, alarm and failing turns have their own spans: fetch and rpc
@@ -237,4 +255,124 @@ func BenchmarkTracing(b *testing.B) {
 		b.Run(mode.name+"/hot/callers=64", func(b *testing.B) { benchCallsWith(b, 1, 64, cfg()) })
 		b.Run(mode.name+"/objects=1000/callers=4", func(b *testing.B) { benchCallsWith(b, 1000, 4, cfg()) })
 	}
+}
+
+// Many callers of one object: every turn's span ends no later than its
+// caller's (the turn ends when its writes were durable, the caller after).
+func TestTracing_TurnEndsBeforeItsCaller(t *testing.T) {
+	exp, _, adders, _ := tracedRuntime(t)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if _, err := durable.Call(context.Background(), adders.GetByName("hot"), (*Adder).Add, 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var got tracetest.SpanStubs
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got = exp.GetSpans()
+		turns := 0
+		for _, s := range got {
+			if s.Name == "ADDER/Add" {
+				turns++
+			}
+		}
+		if turns == 160 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d turn spans of 160 within 10 s", turns)
+		}
+	}
+	byID := map[trace.SpanID]*tracetest.SpanStub{}
+	for i := range got {
+		byID[got[i].SpanContext.SpanID()] = &got[i]
+	}
+	late := 0
+	for i := range got {
+		s := &got[i]
+		if s.Name != "ADDER/Add" {
+			continue
+		}
+		if p := byID[s.Parent.SpanID()]; p == nil || p.EndTime.Before(s.EndTime) {
+			late++
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d of 160 turn spans end after their caller's span (or lack it)", late)
+	}
+}
+
+// blockingExporter holds every export until released.
+type blockingExporter struct{ release chan struct{} }
+
+func (e blockingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlySpan) error {
+	<-e.release
+	return nil
+}
+func (blockingExporter) Shutdown(context.Context) error { return nil }
+
+// sampleNamed keeps the traces whose root span's name contains a string.
+type sampleNamed string
+
+func (n sampleNamed) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	psc := trace.SpanContextFromContext(p.ParentContext)
+	if (psc.IsValid() && psc.IsSampled()) || (!psc.IsValid() && strings.Contains(p.Name, string(n))) {
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: psc.TraceState()}
+	}
+	return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: psc.TraceState()}
+}
+
+func (n sampleNamed) Description() string { return "sampleNamed" }
+
+// An exporter that blocks (a synchronous one, a collector that hangs) holds
+// up only the goroutines that end the spans it exports, never durability:
+// turn spans end on the tracer's own goroutine, not on the sync
+// coordinator, so calls to objects whose traces are not kept go on.
+func TestTracing_BlockedExporterDoesNotStallSyncs(t *testing.T) {
+	exp := blockingExporter{release: make(chan struct{})}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sampleNamed("SLOW")))
+	var once sync.Once
+	release := func() { once.Do(func() { close(exp.release) }) }
+	rt := durabletest.New(t, durable.Config{TracerProvider: tp})
+	t.Cleanup(release) // runs before the runtime's Close (cleanups run last first)
+	slow := durable.Define(rt, "SLOW", func(st *durable.State) (*Adder, error) { return &Adder{st: st}, nil })
+	fast := durable.Define(rt, "FAST", func(st *durable.State) (*Adder, error) { return &Adder{st: st}, nil })
+	ctx := context.Background()
+	// Kept traces: their spans block in the exporter, on the caller's
+	// goroutine (the client span) and on the tracer's (the turn's).
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		for range 3 {
+			durable.Call(ctx, slow.GetByName("s"), (*Adder).Add, 1)
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		for i := range 50 {
+			if _, err := durable.Call(ctx, fast.GetByName(fmt.Sprint("o", i%5)), (*Adder).Add, 1); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls to other objects stalled behind an exporter that blocks")
+	}
+	release()
+	<-slowDone
 }

@@ -71,6 +71,12 @@ func serve(args []string) int {
 		log.Error("--max-open-databases must not be negative", "max-open-databases", *maxOpen)
 		return 2
 	}
+	sampleSet := false
+	fs.Visit(func(f *flag.Flag) { sampleSet = sampleSet || f.Name == "trace-sample" })
+	if sampleSet && *otlpEndpoint == "" {
+		fmt.Fprintln(os.Stderr, "durable serve: --trace-sample needs --otlp-endpoint (tracing is off without it)")
+		return 2
+	}
 	cfg := durable.Config{Dir: *dir, IdleTimeout: *idle, HibernateAfter: *hibernate,
 		MaxOpenDatabases: *maxOpen, SlowTurn: *slowTurn, Logger: log}
 	var tp *sdktrace.TracerProvider
@@ -133,7 +139,7 @@ func serve(args []string) int {
 		mux.ServeHTTP(w, r)
 	})
 	if tp != nil {
-		handler = traceHTTP(tracing.New(tp), mux, handler)
+		handler = traceHTTP(tracing.New(tp), handler)
 		log.Info("tracing", "otlp-endpoint", *otlpEndpoint, "sample", *traceSample)
 	}
 	if *pprofAddr != "" {
@@ -167,7 +173,7 @@ func serve(args []string) int {
 		}
 		adminSrv = &http.Server{Handler: rt.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
 		go adminSrv.Serve(aln)
-		log.Info("admin API serving", "addr", aln.Addr().String())
+		log.Info("admin API serving", "addr", aln.Addr().String(), "storage_browser", "http://"+aln.Addr().String()+"/admin")
 		fmt.Printf("admin on %s\n", aln.Addr())
 	}
 	ln, err := net.Listen("tcp", *addr)

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -25,6 +28,11 @@ func otlpURL(endpoint string) (string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("--otlp-endpoint %q: want an OTLP/HTTP URL such as http://127.0.0.1:4318", endpoint)
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("--otlp-endpoint %q: port %s is not from 1 to 65535", endpoint, p)
+		}
+	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/v1/traces"
 	}
@@ -39,7 +47,7 @@ func newTracerProvider(endpoint string, sample float64) (*sdktrace.TracerProvide
 	if err != nil {
 		return nil, err
 	}
-	if sample < 0 || sample > 1 {
+	if math.IsNaN(sample) || sample < 0 || sample > 1 {
 		return nil, fmt.Errorf("--trace-sample %v: want a fraction from 0 to 1", sample)
 	}
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(u),
@@ -56,19 +64,31 @@ func newTracerProvider(endpoint string, sample float64) (*sdktrace.TracerProvide
 }
 
 // traceHTTP gives each request to the app's front a server span that
-// continues the trace its traceparent header names; the calls its handler
-// makes are the span's children.
-func traceHTTP(tr *tracing.Tracer, mux *http.ServeMux, next http.Handler) http.Handler {
+// continues the trace its traceparent header names, named by the route
+// that served it; the calls its handler makes are the span's children.
+func traceHTTP(tr *tracing.Tracer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, route := mux.Handler(r)
-		if route == "" {
-			route = r.URL.Path
-		}
-		ctx, span := tr.StartHTTP(r.Context(), propagation.HeaderCarrier(r.Header), r.Method, route)
+		ctx, span := tr.StartHTTP(r.Context(), propagation.HeaderCarrier(r.Header), r.Method)
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r.WithContext(ctx))
-		span.SetHTTPStatus(sw.code)
-		span.End(nil)
+		r = r.WithContext(ctx)
+		defer func() {
+			// The mux records the pattern it matched on r ("GET /metrics",
+			// "/counter/{name}"): the route without its method or host.
+			route := r.Pattern
+			if _, p, ok := strings.Cut(route, " "); ok {
+				route = p
+			}
+			if i := strings.IndexByte(route, '/'); i > 0 {
+				route = route[i:]
+			}
+			if route == "" {
+				route = "unmatched"
+			}
+			span.SetRoute(r.Method, route)
+			span.SetHTTPStatus(sw.code)
+			span.End(nil)
+		}()
+		next.ServeHTTP(sw, r)
 	})
 }
 
@@ -96,6 +116,12 @@ func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// FlushError lets http.ResponseController report a failed flush (a client
+// gone) through the wrapper.
+func (s *statusWriter) FlushError() error {
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestOTLPURL(t *testing.T) {
 	for in, want := range map[string]string{
@@ -17,7 +20,9 @@ func TestOTLPURL(t *testing.T) {
 			t.Errorf("otlpURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := newTracerProvider("http://127.0.0.1:4318", 1.5); err == nil {
-		t.Error("--trace-sample 1.5 accepted")
+	for _, bad := range []float64{1.5, -0.1, math.NaN()} {
+		if _, err := newTracerProvider("http://127.0.0.1:4318", bad); err == nil {
+			t.Errorf("--trace-sample %v accepted", bad)
+		}
 	}
 }

@@ -57,6 +57,22 @@ func (p *Promise) ResolveSynced(err error, start, end int64, batches int) {
 	p.Resolve(err)
 }
 
+// FollowTiming makes p resolve as q does, with q's recorded timing: a
+// batch that wrote nothing waited for q's writes, so q's commit and sync
+// are what held its outputs.
+func (p *Promise) FollowTiming(q *Promise) {
+	q.OnDone(func(err error) {
+		if tm, ok := q.Timing(); ok {
+			p.mu.Lock()
+			if !p.done {
+				p.tm = &tm
+			}
+			p.mu.Unlock()
+		}
+		p.Resolve(err)
+	})
+}
+
 // Timing returns what was recorded of the promise's commit and sync.
 func (p *Promise) Timing() (Timing, bool) {
 	p.mu.Lock()

@@ -64,6 +64,7 @@ type Msg struct {
 // ready.
 type traceInfo struct {
 	kind, method string
+	link         tracing.Link // the span that caused the event, if not its caller
 	span         tracing.Span
 }
 

@@ -26,17 +26,28 @@ var ErrOverloaded = &errs.Call{
 // calling turn first reaches a durability point and lets calls on its chain
 // back in while it waits (A→B→A). method and arg are the call's wire form
 // (for a remote node); work is its in-process form.
-func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string, arg []byte, work Work) (v any, err error) {
+func (h *Host) Call(ctx context.Context, id route.ObjectID, name, method string, arg []byte, work Work) (any, error) {
+	if h.cfg.Tracer != nil {
+		return h.tracedCall(ctx, id, name, method, arg, work)
+	}
+	return h.call(ctx, &Msg{Ctx: ctx, Name: name, Work: work, done: make(chan Reply, 1)}, id, method, arg)
+}
+
+// tracedCall is Call with its caller's span; the call's message carries
+// the span's context to the turn.
+func (h *Host) tracedCall(ctx context.Context, id route.ObjectID, name, method string, arg []byte, work Work) (any, error) {
 	kind := "rpc"
 	if method == "ServeHTTP" {
 		kind = "fetch"
 	}
-	if tr := h.cfg.Tracer; tr != nil {
-		var span tracing.Span
-		ctx, span = tr.StartCall(ctx, kind, id.Namespace, id.ID, method)
-		defer func() { span.End(err) }()
-	}
+	ctx, span := h.cfg.Tracer.StartCall(ctx, kind, id.Namespace, id.ID, method)
 	m := h.traced(&Msg{Ctx: ctx, Name: name, Work: work, done: make(chan Reply, 1)}, kind, method)
+	v, err := h.call(ctx, m, id, method, arg)
+	span.End(err)
+	return v, err
+}
+
+func (h *Host) call(ctx context.Context, m *Msg, id route.ObjectID, method string, arg []byte) (any, error) {
 	if ts := turnFrom(ctx); ts != nil {
 		a := ts.a
 		if err := a.suspend(ctx, ts); err != nil {
@@ -169,7 +180,9 @@ func (a *Activation) WaitUntil(fn func(ctx context.Context)) error {
 		fn(ctx)
 		return nil, nil
 	}}
-	a.h.traced(m, "background", "waitUntil")
+	if a.h.traced(m, "background", "waitUntil").trace != nil && a.current != nil {
+		m.trace.link = tracing.LinkFrom(a.current.ctx)
+	}
 	if err := a.mb.Push(m, true); err != nil {
 		return fmt.Errorf("durable: WaitUntil: the object is shutting down: %w", errs.ErrClosed)
 	}

@@ -141,7 +141,7 @@ func (a *Activation) turn(m *Msg, level int) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	if m.trace != nil {
-		ctx, m.trace.span = a.h.cfg.Tracer.StartTurn(ctx, m.trace.kind, a.id.Namespace, a.id.ID, m.trace.method)
+		ctx, m.trace.span = a.h.cfg.Tracer.StartTurn(ctx, m.trace.link, m.trace.kind, a.id.Namespace, a.id.ID, m.trace.method)
 	}
 
 	a.smu.Lock()

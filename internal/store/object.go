@@ -326,6 +326,10 @@ func (o *Object) follow(p *gate.Promise) {
 		p.Resolve(nil)
 		return
 	}
+	if o.st.cfg.Timings {
+		p.FollowTiming(prev)
+		return
+	}
 	p.Follow(prev)
 }
 
