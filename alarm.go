@@ -14,12 +14,15 @@ import (
 // under the same output gate.
 //
 // Delivery is at least once: the alarm is cleared only when the alarm turn
-// commits. While Alarm runs, GetAlarm reports none; an alarm it sets is
-// kept. If Alarm returns an error or panics, its writes roll back (an alarm
-// it set too) and it is retried after 2, 4, 8, 16, 32 and 64 s
-// (Config.AlarmRetryBase doubling); after the sixth retry fails the alarm is
-// deleted and an error logged. Handlers must be idempotent: a crash between
-// the handler's end and the commit runs it again.
+// commits after Alarm returned. Alarm may call other objects (each call
+// commits its writes so far; a crash after that runs it again). While
+// Alarm runs, GetAlarm reports none; an alarm it sets is kept. If Alarm
+// returns an error or panics, its writes since its last call out roll back
+// (an alarm set in them too) and it is retried after 2, 4, 8, 16, 32 and
+// 64 s (Config.AlarmRetryBase doubling); after the sixth retry fails the
+// alarm is deleted and an error logged. An alarm set before a call out of
+// a failing Alarm replaces the retries. Handlers must be idempotent: a
+// crash before the alarm turn commits runs it again.
 type Alarmer interface {
 	Alarm(ctx context.Context, info AlarmInfo) error
 }
@@ -50,14 +53,9 @@ func (s *Storage) SetAlarm(t time.Time) error {
 
 // GetAlarm returns the object's alarm time (UTC), if one is set.
 func (s *Storage) GetAlarm() (time.Time, bool, error) {
-	var at int64
-	var ok bool
-	err := s.do(func(o *store.Object) (err error) {
-		at, _, ok, err = o.AlarmRecord()
-		return err
-	})
+	at, ok, err := s.a.GetAlarm(s.gen)
 	if err != nil || !ok {
-		return time.Time{}, false, err
+		return time.Time{}, false, publicErrorOrNil(err)
 	}
 	return time.UnixMilli(at).UTC(), true, nil
 }

@@ -130,6 +130,8 @@ type Activation struct {
 	// fenced), until the next segment begins: outputs sent meanwhile (by
 	// the failing turn's code) are dropped.
 	segFailed error // guarded by smu
+	// firing is the alarm whose handler is running (GetAlarm hides it).
+	firing firingAlarm // guarded by smu
 	// turns counts the turns in progress (a suspended turn, nested turns):
 	// while one is, outputs wait for the next segment end.
 	turns int // guarded by smu

@@ -46,6 +46,39 @@ func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
 	return nil
 }
 
+// firingAlarm is the alarm whose handler is running: its record stays
+// until the handler succeeds (at least once), but GetAlarm reports none
+// meanwhile (spec AL-2).
+type firingAlarm struct {
+	at      int64
+	retries int
+	on      bool
+}
+
+// GetAlarm returns the object's alarm time, none while its handler runs
+// (unless a new one was set).
+func (a *Activation) GetAlarm(gen uint64) (atMs int64, ok bool, err error) {
+	err = a.Do(gen, func(o *store.Object) error {
+		at, n, has, err := o.AlarmRecord()
+		if err != nil || !has {
+			return err
+		}
+		if f := a.firing; f.on && f.at == at && f.retries == n {
+			return nil // guarded by smu, which Do holds
+		}
+		atMs, ok = at, true
+		return nil
+	})
+	return atMs, ok, err
+}
+
+// setFiring marks (or, with on false, unmarks) the alarm whose handler runs.
+func (a *Activation) setFiring(f firingAlarm) {
+	a.smu.Lock()
+	a.firing = f
+	a.smu.Unlock()
+}
+
 // fireAlarm starts the alarm turn of an index entry (on the scheduler's
 // goroutine: it must not block).
 func (h *Host) fireAlarm(e alarm.Entry) error {
@@ -85,10 +118,15 @@ type alarmResult struct {
 
 // alarmWork is an alarm turn. It reads the object's record first: no
 // record, or (unless force) one not due yet, and the handler does not run.
-// Otherwise it clears the record, runs the handler inside a savepoint and,
-// if the handler fails, rolls the handler's writes back and records the
-// retry (or drops the alarm after the last). The turn itself commits: the
-// alarm is cleared only when it does.
+// Otherwise it runs the handler with the record left in place: the handler
+// may call other objects (each call commits the turn's writes so far at a
+// durability point, the record still among them, so a crash then runs the
+// alarm again: at least once). If the handler succeeds, the record is
+// cleared in the turn's last segment, unless it changed meanwhile (the
+// handler, or a call let in while it waited, set another alarm). If it
+// fails, its writes since its last durability point roll back and the
+// retry is recorded (or the alarm dropped after the last), unless the
+// record changed: a new alarm replaces the retries (spec AL-8).
 func (h *Host) alarmWork(force bool) Work {
 	return func(ctx context.Context, _ any) (any, error) {
 		ts := turnFrom(ctx)
@@ -120,57 +158,92 @@ func (h *Host) alarmWork(force bool) Work {
 			err := a.Do(ts.gen, func(o *store.Object) error { return o.DeleteAlarmRecord() })
 			return alarmResult{kind: alarm.Cleared}, err
 		}
-		if err := a.Do(ts.gen, func(o *store.Object) error {
-			if err := o.DeleteAlarmRecord(); err != nil {
-				return err
-			}
-			return o.TxBegin()
-		}); err != nil {
-			return nil, err
-		}
 		if nm := a.class.Metrics; nm != nil {
 			nm.AlarmsFired.Inc()
 			nm.AlarmLateness.ObserveDuration(h.cfg.Clock.Now().Sub(time.UnixMilli(atMs)))
 		}
 		hctx, cancel := context.WithTimeout(ctx, AlarmTurnTimeout)
+		a.setFiring(firingAlarm{at: atMs, retries: retries, on: true})
 		_, herr, how := a.protect(func() (any, error) {
 			return nil, a.class.Alarm(hctx, inst, AlarmInfo{RetryCount: retries, IsRetry: retries > 0})
 		})
+		a.setFiring(firingAlarm{})
 		cancel()
 		if herr != nil {
 			if how != returned {
 				ts.resetReason = herr // a panic or Abort: the instance goes after the turn
 			}
-			if err := a.Do(ts.gen, func(o *store.Object) error { return o.TxEnd(false) }); err != nil {
+			if err := a.rollbackSegment(ts, herr); err != nil {
 				return nil, err
+			}
+			// What the failed segment set is gone; a new alarm committed
+			// before it (at a call's durability point) replaces the retries.
+			if res, changed, err := h.alarmChanged(a, ts, atMs, retries, false); err != nil || (changed && res.kind != alarm.Cleared) {
+				return res, err
 			}
 			return h.alarmFailed(a, ts, retries, now, herr)
 		}
-		res := alarmResult{kind: alarm.Cleared, ran: true}
-		// Read under the turn's lock here, never inside a.Do: the storage
-		// lock is taken after the turn's lock elsewhere (suspend, point).
-		ts.mu.Lock()
-		setMs := ts.alarmSetMs
-		ts.mu.Unlock()
-		setInHandler := setMs != 0
-		err = a.Do(ts.gen, func(o *store.Object) error {
-			if err := o.TxEnd(true); err != nil {
-				return err
-			}
-			if !setInHandler {
-				return nil // the record was cleared above and nothing set it again
-			}
-			at, _, ok, err := o.AlarmRecord()
-			if ok {
-				res = alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}
-				if setMs == at {
-					res.kind = alarm.Kept // the handler's SetAlarm wrote the entry
-				}
-			}
-			return err
-		})
-		return res, err
+		res, changed, err := h.alarmChanged(a, ts, atMs, retries, true)
+		if changed || err != nil {
+			return res, err
+		}
+		err = a.Do(ts.gen, func(o *store.Object) error { return o.DeleteAlarmRecord() })
+		return alarmResult{kind: alarm.Cleared, ran: true}, err
 	}
+}
+
+// alarmChanged reads the object's record after its handler ran: changed
+// is false while it is still the alarm that fired (at atMs, after retries)
+// and, if handlerSet, the handler set none; otherwise res says where the
+// alarm is now (none: cleared).
+func (h *Host) alarmChanged(a *Activation, ts *turnState, atMs int64, retries int, handlerSet bool) (res alarmResult, changed bool, err error) {
+	var setMs int64
+	if handlerSet {
+		// The turn's lock before the storage's, as everywhere else.
+		ts.mu.Lock()
+		setMs = ts.alarmSetMs
+		ts.mu.Unlock()
+	}
+	var at int64
+	var n int
+	var ok bool
+	if err := a.Do(ts.gen, func(o *store.Object) (err error) {
+		at, n, ok, err = o.AlarmRecord()
+		return err
+	}); err != nil {
+		return alarmResult{}, true, err
+	}
+	switch {
+	case !ok:
+		return alarmResult{kind: alarm.Cleared, ran: true}, true, nil
+	case at == atMs && n == retries && setMs == 0:
+		return alarmResult{}, false, nil
+	case setMs != 0 && setMs == at:
+		return alarmResult{kind: alarm.Kept, atMs: at, ran: true}, true, nil // the handler's SetAlarm wrote the entry
+	default:
+		return alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}, true, nil
+	}
+}
+
+// rollbackSegment rolls back the turn's writes since its last durability
+// point (a failed alarm handler's) and drops what it sent meanwhile; the
+// turn goes on in a new segment.
+func (a *Activation) rollbackSegment(ts *turnState, cause error) error {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	if a.gen != ts.gen || a.dead || a.obj == nil {
+		return resetError("the instance was reset")
+	}
+	if _, err := a.obj.End(cause); err != nil && err != cause {
+		a.endSegLocked(nil, err)
+		return err
+	}
+	a.endSegLocked(nil, cause)
+	if err := a.obj.Begin(); err != nil {
+		return err
+	}
+	a.beganSegLocked()
+	return nil
 }
 
 // alarmFailed records the next retry of a failed alarm, or drops it after
