@@ -76,6 +76,16 @@ func dispatchers(t *testing.T, before, after func(*durable.State, durable.AlarmI
 	return ds, adders, infos
 }
 
+// arm sets the alarm of dispatcher "d" 5 ms ahead and returns its stub.
+func arm(t *testing.T, ds *durable.Namespace[*Dispatcher]) *durable.Stub[*Dispatcher] {
+	t.Helper()
+	d := ds.GetByName("d")
+	if _, err := durable.Call(context.Background(), d, (*Dispatcher).Arm, 5*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func nextInfo(t *testing.T, infos chan durable.AlarmInfo) durable.AlarmInfo {
 	t.Helper()
 	select {
@@ -92,10 +102,7 @@ func nextInfo(t *testing.T, infos chan durable.AlarmInfo) durable.AlarmInfo {
 func TestAlarm_HandlerCallsOut(t *testing.T) {
 	ds, adders, infos := dispatchers(t, nil, nil)
 	ctx := context.Background()
-	d := ds.GetByName("d")
-	if _, err := durable.Call(ctx, d, (*Dispatcher).Arm, 5*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	d := arm(t, ds)
 	if info := nextInfo(t, infos); info.IsRetry {
 		t.Fatalf("first run is a retry: %+v", info)
 	}
@@ -127,10 +134,7 @@ func TestAlarm_HandlerFailsAfterCallingOut(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	d := ds.GetByName("d")
-	if _, err := durable.Call(ctx, d, (*Dispatcher).Arm, 5*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	d := arm(t, ds)
 	nextInfo(t, infos)
 	if info := nextInfo(t, infos); !info.IsRetry || info.RetryCount != 1 {
 		t.Fatalf("second run %+v, want the first retry", info)
@@ -166,11 +170,7 @@ func TestAlarm_NewAlarmBeforeCallReplacesRetries(t *testing.T) {
 		}
 		return nil
 	})
-	ctx := context.Background()
-	d := ds.GetByName("d")
-	if _, err := durable.Call(ctx, d, (*Dispatcher).Arm, 5*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	arm(t, ds)
 	nextInfo(t, infos)
 	info := nextInfo(t, infos)
 	if info.IsRetry || info.RetryCount != 0 {
