@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
-	_ "github.com/ncruces/go-sqlite3/embed"
 
 	"github.com/durable-go/durable"
 	"github.com/durable-go/durable/durabletest"
