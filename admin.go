@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"time"
 
 	"github.com/durable-go/durable/internal/store"
 	"github.com/durable-go/durable/internal/usage"
@@ -130,7 +129,7 @@ func (a adminObjects) TopUsage(ns, by string, n int) ([]usage.Totals, error) {
 }
 
 // queryTimeout bounds an operator's query.
-const queryTimeout = 5 * time.Second
+const queryTimeout = admin.QueryTimeout
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 

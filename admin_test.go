@@ -477,6 +477,10 @@ func (p *Planner) Count(ctx context.Context) (n int64, err error) {
 	return n, p.st.Storage().Exec("SELECT count(*) FROM plans").Scan(&n)
 }
 
+func (p *Planner) Unplan(ctx context.Context, _ int64) (bool, error) {
+	return true, p.st.Storage().DeleteAlarm()
+}
+
 func (p *Planner) Alarm(ctx context.Context, info durable.AlarmInfo) error { return nil }
 
 // An object's detail shows its alarm record and its schema with row
@@ -547,6 +551,19 @@ func TestAdmin_ObjectDetail(t *testing.T) {
 	if code, body := adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects/"+ns.IDFromName("never").String(), adminToken); code != 404 {
 		t.Errorf("an object without data: %d %s, want 404", code, body)
 	}
+
+	// A deleted alarm leaves the listing (found in review: the index kept
+	// it until its time): by DeleteAlarm, and by the operator's delete.
+	if _, err := durable.Call(context.Background(), ns.GetByName("p"), (*Planner).Unplan, 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := adminPost(t, srv, "/admin/v1/namespaces/PLANNER/objects/"+ns.IDFromName("q").String()+"/delete", ""); code != 200 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	waitFor(t, "the deleted alarms to leave the listing", func() bool {
+		_, body := adminGet(t, srv, "/admin/v1/namespaces/PLANNER/objects", adminToken)
+		return !strings.Contains(string(body), "alarm_ms")
+	})
 }
 
 // A table's row count stops at admin.MaxRowCount (100,000), so an
@@ -593,5 +610,76 @@ func TestAdmin_ClosedRuntime(t *testing.T) {
 		if code, _ := browse(t, http.DefaultClient, "GET", srv.URL+p, nil, "Authorization", "Bearer "+adminToken); code != 503 {
 			t.Errorf("page %s after Close: %d, want 503", p, code)
 		}
+	}
+}
+
+// Pause and resume under concurrent callers: once pause has answered,
+// every call fails with the retryable "paused" error and none runs; after
+// resume they all run again; the counter holds exactly the calls that
+// succeeded.
+func TestAdmin_PauseResumeUnderConcurrentCalls(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{})
+	ns := durable.Define(rt, "COUNTER", NewCounter)
+	ctx := context.Background()
+	stub := ns.GetByName("p")
+	durable.Call(ctx, stub, (*Counter).Increment, 1)
+	srv := httptest.NewServer(rt.AdminHandler(adminToken))
+	defer srv.Close()
+	base := "/admin/v1/namespaces/COUNTER/objects/" + ns.IDFromName("p").String()
+
+	var ok, paused, pausedPhase atomic.Int64
+	var okWhilePaused atomic.Int64
+	var inPause atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				was := inPause.Load()
+				_, err := durable.Call(ctx, stub, (*Counter).Increment, 1)
+				var de *durable.Error
+				switch {
+				case err == nil:
+					ok.Add(1)
+					if was && inPause.Load() {
+						okWhilePaused.Add(1)
+					}
+				case errors.As(err, &de) && de.Retryable && strings.Contains(err.Error(), "paused"):
+					paused.Add(1)
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	for range 3 {
+		if code, body := adminPost(t, srv, base+"/pause", ""); code != 200 {
+			t.Fatalf("pause: %d %s", code, body)
+		}
+		inPause.Store(true)
+		before := paused.Load()
+		waitFor(t, "calls to be refused while paused", func() bool { return paused.Load() > before+20 })
+		pausedPhase.Add(1)
+		inPause.Store(false)
+		if code, body := adminPost(t, srv, base+"/resume", ""); code != 200 {
+			t.Fatalf("resume: %d %s", code, body)
+		}
+		n := ok.Load()
+		waitFor(t, "calls to run again after resume", func() bool { return ok.Load() > n+20 })
+	}
+	close(stop)
+	wg.Wait()
+	if okWhilePaused.Load() != 0 {
+		t.Errorf("%d calls started after pause answered succeeded", okWhilePaused.Load())
+	}
+	if v, err := durable.Call0(ctx, stub, (*Counter).Value); err != nil || v != 1+ok.Load() {
+		t.Errorf("counter %d (%v), want 1 + %d successful calls", v, err, ok.Load())
 	}
 }

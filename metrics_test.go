@@ -380,3 +380,70 @@ func TestOverloadBurstLoggedOnce(t *testing.T) {
 		t.Fatalf("%d calls refused, %d log lines; want ≥ 10 refused and 1 line:\n%s", refused.Load(), lines, buf.String())
 	}
 }
+
+// Holder blocks in Hold until told, and keeps failing its alarm.
+type Holder struct {
+	st      *durable.State
+	release chan struct{}
+}
+
+func (h *Holder) Hold(ctx context.Context, _ int) (int, error) {
+	<-h.release
+	return 0, nil
+}
+
+func (h *Holder) Wake(ctx context.Context, _ int) (int, error) {
+	return 0, h.st.Storage().SetAlarm(time.Now())
+}
+
+func (h *Holder) Alarm(ctx context.Context, info durable.AlarmInfo) error {
+	return errors.New("always fails")
+}
+
+// The series a plain workload leaves at zero move too: evictions,
+// overload refusals, dropped alarms, and the batch and sync histograms.
+func TestMetrics_EvictionsOverloadDroppedBatches(t *testing.T) {
+	rt := durabletest.New(t, durable.Config{MailboxSize: 2, IdleTimeout: 50 * time.Millisecond, AlarmRetryBase: time.Millisecond})
+	release := make(chan struct{})
+	ns := durable.Define(rt, "HOLD", func(st *durable.State) (*Holder, error) { return &Holder{st: st, release: release}, nil })
+	ctx := context.Background()
+	l := map[string]string{"namespace": "HOLD"}
+
+	// Overload: one call holds the object, the mailbox fills, the rest
+	// are refused.
+	stub := ns.GetByName("busy")
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for range 10 {
+		wg.Go(func() {
+			if _, err := durable.Call(ctx, stub, (*Holder).Hold, 0); errors.Is(err, durable.ErrOverloaded) {
+				refused.Add(1)
+			}
+		})
+	}
+	waitFor(t, "calls to be refused with a full mailbox", func() bool { return refused.Load() > 0 })
+	close(release)
+	wg.Wait()
+	// Dropped: an alarm that always fails is given up after 6 retries.
+	if _, err := durable.Call(ctx, ns.GetByName("alarm"), (*Holder).Wake, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failing alarm to be dropped and the instances to idle out", func() bool {
+		fams := scrape(t, rt)
+		dropped, _ := value(fams, "durable_alarms_dropped_total", l)
+		evicted, _ := value(fams, "durable_evictions_total", l)
+		return dropped == 1 && evicted >= 2
+	})
+	fams := scrape(t, rt)
+	if v, _ := value(fams, "durable_overloaded_total", l); v < 1 {
+		t.Errorf("durable_overloaded_total = %v, want ≥ 1", v)
+	}
+	if v, _ := value(fams, "durable_alarms_retried_total", l); v != 6 {
+		t.Errorf("durable_alarms_retried_total = %v, want 6", v)
+	}
+	for _, name := range []string{"durable_batch_turns", "durable_sync_batches", "durable_sync_turns"} {
+		if v, ok := value(fams, name, nil); !ok || v < 1 {
+			t.Errorf("%s count = %v (present %v), want ≥ 1", name, v, ok)
+		}
+	}
+}

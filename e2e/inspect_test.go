@@ -48,7 +48,7 @@ func TestInspect_StoppedServersData(t *testing.T) {
 	}
 	id := page.Objects[0].ID
 	out, errOut, code = inspectRun(t, "--dir", dir, "--json", "keys", "COUNTER", id)
-	if code != 0 || !strings.Contains(out, `"key": "value"`) {
+	if code != 0 || !strings.Contains(out, `"key": "value"`) || !strings.Contains(out, `"cursor": ""`) {
 		t.Errorf("keys: exit %d %s %s", code, out, errOut)
 	}
 	out, errOut, code = inspectRun(t, "--dir", dir, "--json", "object", "COUNTER", id)
@@ -66,6 +66,12 @@ func TestInspect_StoppedServersData(t *testing.T) {
 	}
 	if _, errOut, code := inspectRun(t, "--dir", dir, "query", "COUNTER", id, "DROP TABLE _durable_kv"); code != 1 || errOut == "" {
 		t.Errorf("a write through inspect: exit %d %q; want a refusal", code, errOut)
+	}
+	if _, errOut, code := inspectRun(t, "--dir", dir, "objects", "NOPE"); code != 1 || !strings.Contains(errOut, "no namespace") {
+		t.Errorf("objects of an unknown namespace: exit %d %q, want 1 and a clear message", code, errOut)
+	}
+	if _, errOut, code := inspectRun(t, "--dir", dir, "query", "COUNTER", id, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"); code != 1 || !strings.Contains(errOut, "timed out") {
+		t.Errorf("a runaway query: exit %d %q, want 1 after the 5 s bound", code, errOut)
 	}
 	if _, _, code := inspectRun(t, "--dir", dir, "bogus"); code != 2 {
 		t.Errorf("an unknown command: exit %d, want 2", code)

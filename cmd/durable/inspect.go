@@ -23,7 +23,7 @@ commands:
   objects NS [--limit N] [--cursor C] a namespace's objects in ID order (1,000 a page)
   object NS ID                        an object's alarm and schema (tables with row counts)
   keys NS ID [--prefix P] [--limit N]  an object's KV keys
-  query NS ID 'SELECT ...'            one read-only SQL statement (1,000 rows at most)
+  query NS ID 'SELECT ...'            one read-only SQL statement (1,000 rows, 5 s at most)
 `
 
 // inspect runs `durable inspect` with its output on out.
@@ -75,7 +75,16 @@ func inspect(args []string, out io.Writer) int {
 	case "object":
 		v, err = in.Object(rest[1], rest[2])
 	case "keys":
-		v, err = in.Keys(rest[1], rest[2], *prefix, *cursor, *limit)
+		var keys []admin.KeyInfo
+		keys, err = in.Keys(rest[1], rest[2], *prefix, *cursor, *limit)
+		next := ""
+		if len(keys) == *limit {
+			next = keys[len(keys)-1].Key
+		}
+		if keys == nil {
+			keys = []admin.KeyInfo{}
+		}
+		v = keyPage{Keys: keys, Cursor: next}
 	case "query":
 		v, err = in.Query(rest[1], rest[2], rest[3])
 	}
@@ -91,6 +100,12 @@ func inspect(args []string, out io.Writer) int {
 	}
 	printText(out, v)
 	return 0
+}
+
+// keyPage is one page of an object's KV keys, as the admin API's.
+type keyPage struct {
+	Keys   []admin.KeyInfo `json:"keys"`
+	Cursor string          `json:"cursor"` // "" on the last page
 }
 
 // reorder moves flags after the positional arguments to the front, so
@@ -144,10 +159,13 @@ func printText(out io.Writer, v any) {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Type, e.Name, e.Table, rows, strings.Join(strings.Fields(e.SQL), " "))
 		}
-	case []admin.KeyInfo:
+	case keyPage:
 		fmt.Fprintln(tw, "KEY\tBYTES")
-		for _, k := range v {
+		for _, k := range v.Keys {
 			fmt.Fprintf(tw, "%q\t%d\n", k.Key, k.Bytes)
+		}
+		if v.Cursor != "" {
+			fmt.Fprintf(tw, "(more: --cursor %q)\n", v.Cursor)
 		}
 	case admin.QueryResult:
 		fmt.Fprintln(tw, strings.Join(v.Columns, "\t"))

@@ -5,13 +5,17 @@
 //	              [--max-open-databases N] [--slow-turn 1s]
 //	              [--log-format text|json] [--pprof-addr ADDR]
 //	              [--admin-addr ADDR] [--admin-token TOKEN]
+//	              [--otlp-endpoint URL] [--trace-sample F]
 //
-//	durable inspect --dir DIR [--json] namespaces|objects|keys|query ...
+//	durable inspect --dir DIR [--json] namespaces|objects|object|keys|query ...
 //
 // serve hosts the example apps (DESIGN.md §5), or with --app bench the
 // routes of the peer benchmark's worker, on an embedded runtime whose data
-// lives in --dir. SIGINT or SIGTERM drains in-flight requests, commits,
-// and exits 0.
+// lives in --dir; with --admin-addr, the admin API (/admin/v1) and the
+// storage browser (/admin) on that separate address; with
+// --otlp-endpoint, OpenTelemetry traces. SIGINT or SIGTERM drains
+// in-flight requests, commits, and exits 0. inspect reads a stopped
+// server's data directory (docs/OPERATIONS.md).
 package main
 
 import (

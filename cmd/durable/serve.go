@@ -169,7 +169,7 @@ func serve(args []string) int {
 		}
 		if generated {
 			// Printed once, when it is made; it stays in the file.
-			fmt.Fprintf(os.Stderr, "durable: admin token (kept in %s): %s\n", filepath.Join(*dir, adminTokenFile), token)
+			log.Warn("admin token generated: it is printed this once and kept in its file", "file", filepath.Join(*dir, adminTokenFile), "token", token)
 		}
 		adminSrv = &http.Server{Handler: rt.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
 		go adminSrv.Serve(aln)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/usage"
@@ -83,6 +84,7 @@ type QueryResult struct {
 const (
 	MaxQueryRows  = 1000
 	MaxQueryBytes = 100 << 10
+	QueryTimeout  = 5 * time.Second
 )
 
 // Errors a Source returns for the admin API to map.

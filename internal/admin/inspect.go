@@ -73,6 +73,9 @@ func (in *Inspector) Namespaces() ([]string, error) {
 
 // Objects lists a namespace's stored objects in ID order, as the admin API.
 func (in *Inspector) Objects(ns, after string, limit int) ([]ObjectInfo, bool, error) {
+	if err := in.checkNamespace(ns); err != nil {
+		return nil, false, err
+	}
 	ids, more, err := host.ListObjectsAfter(in.st.ObjectsDir(), ns, after, limit)
 	if err != nil {
 		return nil, false, err
@@ -113,8 +116,19 @@ func (in *Inspector) Object(ns, id string) (ObjectDetail, error) {
 	return d, err
 }
 
+// checkNamespace refuses a namespace with no stored objects.
+func (in *Inspector) checkNamespace(ns string) error {
+	if fi, err := os.Stat(filepath.Join(in.st.ObjectsDir(), ns)); err != nil || !fi.IsDir() || ns == "" || ns != filepath.Base(ns) {
+		return fmt.Errorf("%w: no namespace %q has stored objects in %s", ErrUnknownNamespace, ns, in.dir)
+	}
+	return nil
+}
+
 // turn runs fn as a turn of one object's storage.
 func (in *Inspector) turn(ns, id string, fn func(o *store.Object) error) error {
+	if err := in.checkNamespace(ns); err != nil {
+		return err
+	}
 	o, err := in.st.Acquire(ns, id)
 	if err != nil {
 		return err
@@ -143,10 +157,15 @@ func (in *Inspector) turnOf(o *store.Object, fn func(o *store.Object) error) err
 // Query runs one read-only statement on an object, as the admin API.
 func (in *Inspector) Query(ns, id, sql string) (QueryResult, error) {
 	var res QueryResult
+	ctx, cancel := context.WithTimeout(context.Background(), QueryTimeout)
+	defer cancel()
 	err := in.turn(ns, id, func(o *store.Object) (err error) {
-		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(context.Background(), sql, MaxQueryRows)
+		res.Columns, res.Rows, res.Truncated, err = o.QueryReadOnly(ctx, sql, MaxQueryRows)
 		return err
 	})
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w after %v", ErrTimeout, QueryTimeout)
+	}
 	return res, err
 }
 

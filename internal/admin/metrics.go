@@ -77,6 +77,7 @@ var (
 	dCommits     = desc("commit_batches_total", "Batches of turns committed.")
 	dBatchTurns  = desc("batch_turns", "Turns committed together in one batch.")
 	dSyncBatches = desc("sync_batches", "Batches one sync round made durable.")
+	dSyncTurns   = desc("sync_turns", "Turns one sync round made durable.")
 	dSyncSeconds = desc("sync_duration_seconds", "A sync round's duration (fdatasync of each WAL, or one syncfs).")
 	dSyncErrors  = desc("sync_errors_total", "Batches whose sync failed (their objects reset).")
 )
@@ -87,7 +88,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstances, dActivations, dEvictions, dTurns, dTurnSeconds, dTurnErrors,
 		dMailbox, dOverloaded, dRPC, dAlarmsSet, dAlarmsFired, dAlarmsRetry, dAlarmsDrop, dAlarmLate, dWS,
-		dWSMessages, dHeld, dRows, dDBBytes, dOpenDBs, dCommits, dBatchTurns, dSyncBatches, dSyncSeconds, dSyncErrors} {
+		dWSMessages, dHeld, dRows, dDBBytes, dOpenDBs, dCommits, dBatchTurns, dSyncBatches, dSyncTurns, dSyncSeconds, dSyncErrors} {
 		ch <- d
 	}
 }
@@ -146,6 +147,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dCommits, st.Commits.Load())
 	histogram(dBatchTurns, st.TurnsPerBatch)
 	histogram(dSyncBatches, st.BatchesPerSync)
+	histogram(dSyncTurns, st.TurnsPerSync)
 	histogram(dSyncSeconds, st.SyncSeconds)
 	counter(dSyncErrors, st.SyncErrors.Load())
 }

@@ -153,6 +153,7 @@ const (
 	reqOutcome
 	reqDefined
 	reqLookup
+	reqRemove
 )
 
 type request struct {
@@ -279,6 +280,21 @@ func (s *Scheduler) Set(ns, id string, atMs int64) *gate.Promise {
 	s.mu.Unlock()
 	s.poke()
 	return p
+}
+
+// Seq returns the sequence number of the newest entry written so far.
+func (s *Scheduler) Seq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextSeq - 1
+}
+
+// Remove drops object ns/id's index entry if its sequence number is at
+// most upTo: call it once the object's turn that deleted its alarm (and
+// saw none set) is durable, with Seq taken in that turn; an entry a later
+// Set wrote has a higher number and stays.
+func (s *Scheduler) Remove(ns, id string, upTo uint64) {
+	s.push(request{kind: reqRemove, entry: Entry{NS: ns, ID: id, Seq: upTo}})
 }
 
 // lookup is a read of the index for an operator: the entries of ns with
@@ -480,6 +496,9 @@ type write struct {
 	// has this sequence number (a fired entry rescheduled): a Set made
 	// since then replaced the row and wins.
 	moves uint64
+	// upTo makes the delete remove the row if its sequence number is at
+	// most e.Seq (an alarm deleted by its object), not only equal.
+	upTo bool
 }
 
 // handle applies the requests in memory and returns the index writes they
@@ -528,6 +547,8 @@ func (s *Scheduler) handle(reqs []request) []write {
 			}
 		case reqLookup:
 			s.lookups = append(s.lookups, r.lookup)
+		case reqRemove:
+			writes = append(writes, write{e: r.entry, upTo: true})
 		case reqDefined:
 			for _, e := range s.parked[r.ns] {
 				s.pushHeap(e)
@@ -560,6 +581,8 @@ func (s *Scheduler) writeIndex(writes []write) {
 				c = o.Exec(`INSERT INTO alarm_index (ns, id, at_ms, seq) VALUES (?, ?, ?, ?)
 					ON CONFLICT (ns, id) DO UPDATE SET at_ms = excluded.at_ms, seq = excluded.seq`,
 					w.e.NS, w.e.ID, w.e.AtMs, int64(w.e.Seq))
+			} else if w.upTo {
+				c = o.Exec("DELETE FROM alarm_index WHERE ns = ? AND id = ? AND seq <= ?", w.e.NS, w.e.ID, int64(w.e.Seq))
 			} else {
 				c = o.Exec("DELETE FROM alarm_index WHERE ns = ? AND id = ? AND seq = ?", w.e.NS, w.e.ID, int64(w.e.Seq))
 			}

@@ -353,3 +353,28 @@ func TestScheduler_Lookup(t *testing.T) {
 		t.Fatal("Lookup after Close did not return")
 	}
 }
+
+// Remove drops an entry whose sequence number is at most the bound, and
+// leaves one a later Set wrote.
+func TestScheduler_Remove(t *testing.T) {
+	f := newFixture(t, t.TempDir(), 100)
+	base := f.clk.Now().UnixMilli() + 3_600_000
+	f.s.Set("NS", "a", base).Wait(t.Context())
+	f.s.Set("NS", "b", base).Wait(t.Context())
+	bound := f.s.Seq()
+	f.s.Set("NS", "b", base+5).Wait(t.Context()) // after the bound: stays
+	f.s.Remove("NS", "a", bound)
+	f.s.Remove("NS", "b", bound)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got, err := f.s.Lookup(t.Context(), "NS", "a", "z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, hasA := got["a"]; !hasA && got["b"] == base+5 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("index %v, want a removed and b at its newer time", got)
+		}
+	}
+}

@@ -248,7 +248,25 @@ func (a *Activation) turn(m *Msg, level int) {
 		// An object addressed by name keeps the name with its first write.
 		storedName = a.obj.SetMeta(metaName, []byte(a.name)) == nil
 	}
+	// An alarm deleted by the turn (and not set again) leaves the index
+	// once the deletion is durable: listings show no stale alarm, and no
+	// empty firing is left for later. Entries written after this point
+	// (by later turns) have higher sequence numbers and stay.
+	var unindex uint64
+	if a.obj.TakeAlarmDeleted() && err == nil {
+		if _, _, has, rerr := a.obj.AlarmRecord(); rerr == nil && !has {
+			unindex = a.h.alarms.Seq()
+		}
+	}
 	p, endErr := a.obj.End(err)
+	if unindex != 0 && endErr == nil {
+		id, seq := a.id, unindex
+		p.OnDone(func(err error) {
+			if err == nil {
+				a.h.alarms.Remove(id.Namespace, id.ID, seq)
+			}
+		})
+	}
 	if err != nil {
 		a.endSegLocked(nil, err)
 	} else if endErr != nil {

@@ -216,6 +216,7 @@ func NewNamespace(name string, methods []string) *Namespace {
 type Store struct {
 	TurnsPerBatch  *Histogram // turns committed together in one batch
 	BatchesPerSync *Histogram // batches one sync round made durable
+	TurnsPerSync   *Histogram // turns one sync round made durable
 	SyncSeconds    *Histogram // a sync round's duration
 	Commits        Counter    // batches committed
 	SyncErrors     Counter
@@ -226,6 +227,7 @@ func NewStore() *Store {
 	return &Store{
 		TurnsPerBatch:  NewSizes(),
 		BatchesPerSync: NewSizes(),
+		TurnsPerSync:   NewSizes(),
 		SyncSeconds:    NewSeconds(),
 	}
 }

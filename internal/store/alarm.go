@@ -60,7 +60,18 @@ func (o *Object) DeleteAlarmRecord() error {
 	if err := o.conn.runLazy(o, &o.conn.alarmDel, sqlAlarmDel); err != nil {
 		return fmt.Errorf("store: delete alarm: %w", o.sqlError(err))
 	}
+	o.alarmDel = true
 	return nil
+}
+
+// TakeAlarmDeleted says whether the alarm record was deleted (by
+// DeleteAlarmRecord or DeleteAll) since the last call: the owner then
+// removes the node index's entry once the deletion is durable, unless the
+// object has an alarm again.
+func (o *Object) TakeAlarmDeleted() bool {
+	d := o.alarmDel
+	o.alarmDel = false
+	return d
 }
 
 // Meta returns a runtime record of the object (its name, say).

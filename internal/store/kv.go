@@ -442,6 +442,7 @@ func (o *Object) DeleteAll() error {
 				return fmt.Errorf("store: delete all: %s: %w", q, err)
 			}
 		}
+		o.alarmDel = true
 		return nil
 	})
 }

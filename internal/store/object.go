@@ -47,6 +47,7 @@ type Object struct {
 	batch      *gate.Promise // the open batch's promise
 	batchTurns int
 	userWrote  bool      // a write statement or KV write ran in this batch
+	alarmDel   bool      // the alarm record was deleted since TakeAlarmDeleted
 	createdNow bool      // the database file was created in this batch
 	newDirs    []string  // directories to fsync before the first sync of a new file
 	turnSeq    uint64    // increments at each Begin; cursors remember theirs

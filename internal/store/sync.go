@@ -235,8 +235,15 @@ func (c *coordinator) round(batch []commitRec) {
 	elapsed := time.Since(start)
 	c.m.SyncSeconds.ObserveDuration(elapsed)
 	c.m.BatchesPerSync.Observe(int64(len(batch)))
+	turns := 0
+	for i := range batch {
+		turns += batch[i].turns
+	}
+	c.m.TurnsPerSync.Observe(int64(turns))
 
 	var failed int64
+	var firstFailed *Object
+	var firstErr error
 	for i := range batch {
 		r := &batch[i]
 		err := byObj[r.obj].err
@@ -245,6 +252,9 @@ func (c *coordinator) round(batch []commitRec) {
 		}
 		if err != nil {
 			failed++
+			if firstFailed == nil {
+				firstFailed, firstErr = r.obj, err
+			}
 			r.obj.failSync(err)
 			r.p.Resolve(fmt.Errorf("store: %s/%s: sync failed: %v: %w", r.obj.ns, r.obj.id, err, errs.ErrObjectReset))
 			continue
@@ -266,7 +276,7 @@ func (c *coordinator) round(batch []commitRec) {
 	c.m.SyncErrors.Add(uint64(failed))
 	if failed > 0 {
 		c.log.Error("store: sync failed; the objects reset and reopen from disk",
-			"batches", failed, "elapsed", elapsed)
+			"namespace", firstFailed.ns, "id", firstFailed.id, "batches", failed, "err", firstErr, "elapsed", elapsed)
 	}
 }
 

@@ -318,10 +318,12 @@ func (c *Conn) overInflightLocked() bool {
 func (c *Conn) deliver(binary bool, data []byte) action {
 	if !binary {
 		if ar := c.group.auto.Load(); ar != nil && string(data) == ar.Request {
+			// Stamped before the response leaves: a client that saw it
+			// can see the time (a test read it before it was stored).
+			c.autoTS.Store(c.hub.cfg.Now().UnixNano())
 			if !c.reply(ar.frame) {
 				return actStop
 			}
-			c.autoTS.Store(c.hub.cfg.Now().UnixNano())
 			return actContinue
 		}
 	}
