@@ -10,12 +10,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/durable-go/durable"
 	"github.com/durable-go/durable/durabletest"
 	"github.com/durable-go/durable/internal/fsyncrate"
+	"github.com/durable-go/durable/internal/hooks"
 )
 
 // Echo does no storage at all.
@@ -130,6 +132,12 @@ func benchCalls(b *testing.B, objects, callers int) {
 }
 
 func benchCallsWith(b *testing.B, objects, callers int, cfg durable.Config) {
+	benchCallsOpt(b, objects, callers, cfg, false)
+}
+
+// benchCallsOpt also reports the process's CPU time per call; noMetrics
+// defines the namespace without counters (metrics and usage off).
+func benchCallsOpt(b *testing.B, objects, callers int, cfg durable.Config, noMetrics bool) {
 	dir := b.TempDir()
 	raw, err := fsyncrate.Measure(dir)
 	if err != nil {
@@ -137,16 +145,44 @@ func benchCallsWith(b *testing.B, objects, callers int, cfg durable.Config) {
 	}
 	cfg.Dir = dir
 	rt := durabletest.New(b, cfg)
+	if noMetrics {
+		hooks.DisableMetrics(rt)
+	}
 	ns := durable.Define(rt, "ROW", newRow)
 	d := max(time.Duration(b.N)*time.Second/1000, 500*time.Millisecond)
+	cpu0 := cpuTime()
 	r := runCalls(b, ns, objects, callers, d)
+	cpu := cpuTime() - cpu0
 	rate := float64(r.calls) / r.elapsed.Seconds()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(r.calls), "cpu_ns/call")
 	b.ReportMetric(rate, "calls/s")
 	b.ReportMetric(raw, "rawfsync/s")
 	b.ReportMetric(rate/raw, "x_raw")
 	b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(r.p99.Microseconds())/1000, "p99_ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCounting: what metrics and usage cost, on and off in one run
+// (off: the namespace is defined without counters), on the hot counter
+// and on many objects; cpu_ns/call is the steadier figure on a shared
+// machine.
+func BenchmarkCounting(b *testing.B) {
+	for _, off := range []bool{true, false} {
+		name := "counters=on"
+		if off {
+			name = "counters=off"
+		}
+		b.Run(name+"/hot/callers=64", func(b *testing.B) { benchCallsOpt(b, 1, 64, durable.Config{}, off) })
+		b.Run(name+"/objects=1000/callers=4", func(b *testing.B) { benchCallsOpt(b, 1000, 4, durable.Config{}, off) })
+	}
 }
 
 // BenchmarkCallSQL: Call with one SQL upsert on one hot object, 1 and 64

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -162,6 +163,7 @@ type Runtime struct {
 	storeMetrics *metrics.Store
 	tracer       *tracing.Tracer // nil: tracing off
 	nsMetrics    sync.Map        // namespace name → *metrics.Namespace
+	noMetrics    atomic.Bool     // hooks.DisableMetrics: namespaces defined next count nothing
 	dbBytes      dbBytes
 
 	usage                *usage.Book
@@ -309,6 +311,7 @@ func init() {
 		r := rt.(*Runtime)
 		return r.host.Live(), r.store.Stats().OpenDatabases
 	}
+	hooks.DisableMetrics = func(rt any) { rt.(*Runtime).noMetrics.Store(true) }
 	hooks.Config = func(rt any) any {
 		return rt.(*Runtime).cfg
 	}

@@ -80,7 +80,7 @@ func Define[T any](rt *Runtime, name string, newObject func(*State) (T, error)) 
 			names = append(names, m.Name)
 		}
 	}
-	if _, dup := rt.nsMetrics.Load(name); !dup {
+	if _, dup := rt.nsMetrics.Load(name); !dup && !rt.noMetrics.Load() {
 		n.metrics = rt.newNamespaceMetrics(name, names)
 	}
 	for i := 0; i < t.NumMethod(); i++ {
