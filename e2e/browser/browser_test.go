@@ -147,8 +147,9 @@ func TestStorageBrowser(t *testing.T) {
 	s := startServer(t)
 	s.post(t, "/seats/F1/book", `{"seat":"1A","passenger":"ann"}`)
 	s.post(t, "/seats/F1/book", `{"seat":"2C","passenger":"bob"}`)
-	for range 3 {
-		s.post(t, "/counter/visits/increment", "")
+	// 105 counters: more than one page of the object listing (100).
+	for i := range 105 {
+		s.post(t, fmt.Sprintf("/counter/c%03d/increment", i), "")
 	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -172,6 +173,21 @@ func TestStorageBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\npage:\n%s\nserver:\n%s", name, err, html, s.out)
 		}
 	}
+	// rowsOf returns the first cell's text of each row sel matches.
+	rowsOf := func(sel string) []string {
+		t.Helper()
+		var ids []string
+		nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll(sel+" td.id a")))
+		if err != nil {
+			t.Fatalf("rows %s: %v", sel, err)
+		}
+		for _, n := range nodes {
+			if len(n.Children) > 0 {
+				ids = append(ids, n.Children[0].NodeValue)
+			}
+		}
+		return ids
+	}
 	text := func(id string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
@@ -193,6 +209,30 @@ func TestStorageBrowser(t *testing.T) {
 			t.Errorf("namespaces %q lack %s", namespaces, ns)
 		}
 	}
+	step("page through a namespace",
+		chromedp.Click(chromedp.Search(`//a[text()="COUNTER"]`)),
+		chromedp.WaitVisible(chromedp.ID("objects")),
+	)
+	first := rowsOf("#objects tbody tr")
+	step("the next page",
+		chromedp.Click(chromedp.ID("next")),
+		chromedp.WaitVisible(chromedp.ID("objects")),
+	)
+	second := rowsOf("#objects tbody tr")
+	if len(first) != 100 || len(second) != 5 {
+		t.Errorf("pages of COUNTER: %d then %d rows, want 100 then 5", len(first), len(second))
+	}
+	seen := map[string]bool{}
+	for _, id := range append(first, second...) {
+		seen[id] = true
+	}
+	if len(seen) != 105 {
+		t.Errorf("the two pages list %d distinct objects, want 105", len(seen))
+	}
+	step("back to the namespaces",
+		chromedp.Click(chromedp.Search(`//header/nav/a[text()="Namespaces"]`)),
+		chromedp.WaitVisible(chromedp.ID("namespaces")),
+	)
 	step("open a namespace and an object",
 		chromedp.Click(chromedp.Search(`//a[text()="SEATS"]`)),
 		chromedp.WaitVisible(chromedp.ID("objects")),
