@@ -67,6 +67,14 @@ func TestInspect_StoppedServersData(t *testing.T) {
 	if _, errOut, code := inspectRun(t, "--dir", dir, "query", "COUNTER", id, "DROP TABLE _durable_kv"); code != 1 || errOut == "" {
 		t.Errorf("a write through inspect: exit %d %q; want a refusal", code, errOut)
 	}
+	out, errOut, code = inspectRun(t, "--dir", dir, "--json", "usage", "COUNTER", id)
+	if code != 0 || !strings.Contains(out, `"requests": 2`) {
+		t.Errorf("usage: exit %d %s %s; want the 2 increments", code, out, errOut)
+	}
+	out, errOut, code = inspectRun(t, "--dir", dir, "top", "requests")
+	if code != 0 || !strings.Contains(out, id) {
+		t.Errorf("top: exit %d %s %s", code, out, errOut)
+	}
 	if _, errOut, code := inspectRun(t, "--dir", dir, "objects", "NOPE"); code != 1 || !strings.Contains(errOut, "no namespace") {
 		t.Errorf("objects of an unknown namespace: exit %d %q, want 1 and a clear message", code, errOut)
 	}

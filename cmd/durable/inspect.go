@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/durable-go/durable/internal/admin"
+	usagebook "github.com/durable-go/durable/internal/usage"
 )
 
 const inspectUsage = `usage: durable inspect --dir DIR [--json] COMMAND
@@ -24,6 +25,8 @@ commands:
   object NS ID                        an object's alarm and schema (tables with row counts)
   keys NS ID [--prefix P] [--limit N]  an object's KV keys
   query NS ID 'SELECT ...'            one read-only SQL statement (1,000 rows, 5 s at most)
+  usage NS ID                         what an object used (as of the server's last flush)
+  top BY [NS] [--limit N]             the top users by requests, wall, rows_read, rows_written or bytes
 `
 
 // inspect runs `durable inspect` with its output on out.
@@ -47,8 +50,8 @@ func inspect(args []string, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, "durable inspect: --limit must be from 10 to 10000")
 		return 2
 	}
-	want := map[string]int{"namespaces": 1, "objects": 2, "object": 3, "keys": 3, "query": 4}
-	if n, ok := want[rest[0]]; !ok || len(rest) != n {
+	want := map[string]int{"namespaces": 1, "objects": 2, "object": 3, "keys": 3, "query": 4, "usage": 3, "top": 2}
+	if n, ok := want[rest[0]]; !ok || (len(rest) != n && !(rest[0] == "top" && len(rest) == 3)) {
 		fmt.Fprintf(os.Stderr, "durable inspect: %q: wrong command or arguments\n", strings.Join(rest, " "))
 		fs.Usage()
 		return 2
@@ -87,6 +90,25 @@ func inspect(args []string, out io.Writer) int {
 		v = keyPage{Keys: keys, Cursor: next}
 	case "query":
 		v, err = in.Query(rest[1], rest[2], rest[3])
+	case "usage":
+		v, err = in.Usage(rest[1], rest[2])
+	case "top":
+		ns := ""
+		if len(rest) == 3 {
+			ns = rest[2]
+		}
+		var top []usagebook.Totals
+		n := 10
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "limit" {
+				n = min(*limit, 1000)
+			}
+		})
+		top, err = in.TopUsage(ns, rest[1], n)
+		if top == nil {
+			top = []usagebook.Totals{}
+		}
+		v = top
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "durable inspect:", err)
@@ -146,6 +168,10 @@ func printText(out io.Writer, v any) {
 		if c := v["cursor"].(string); c != "" {
 			fmt.Fprintf(tw, "(more: --cursor %s)\n", c)
 		}
+	case usagebook.Totals:
+		printUsage(tw, []usagebook.Totals{v})
+	case []usagebook.Totals:
+		printUsage(tw, v)
 	case admin.ObjectDetail:
 		fmt.Fprintf(tw, "id\t%s\nbytes\t%d\nalarm\t%s\n", v.ID, v.Bytes, alarmText(v.AlarmMs))
 		if v.AlarmRetries > 0 {
@@ -188,4 +214,12 @@ func alarmText(ms int64) string {
 		return "-"
 	}
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+// printUsage prints usage totals as a table.
+func printUsage(tw io.Writer, ts []usagebook.Totals) {
+	fmt.Fprintln(tw, "NAMESPACE\tID\tREQUESTS\tWALL\tROWS READ\tROWS WRITTEN\tBYTES")
+	for _, u := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%d\t%d\t%d\n", u.NS, u.ID, u.Requests, time.Duration(u.WallNanos), u.RowsRead, u.RowsWritten, u.Bytes)
+	}
 }

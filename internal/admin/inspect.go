@@ -12,6 +12,7 @@ import (
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/host"
 	"github.com/durable-go/durable/internal/store"
+	"github.com/durable-go/durable/internal/usage"
 )
 
 // Inspector reads the data directory of a stopped runtime: the same
@@ -180,4 +181,37 @@ func (in *Inspector) Keys(ns, id, prefix, after string, limit int) ([]KeyInfo, e
 		return err
 	})
 	return out, err
+}
+
+// book opens the usage database the server kept, if it kept one (opening
+// it never creates it: inspecting writes nothing).
+func (in *Inspector) book() (*usage.Book, error) {
+	if _, err := os.Stat(filepath.Join(in.dir, "usage.sqlite")); err != nil {
+		return nil, fmt.Errorf("%w: no usage recorded in %s (usage.sqlite is missing)", ErrNotFound, in.dir)
+	}
+	return usage.Open(in.st)
+}
+
+// Usage returns what one object used, as the admin API.
+func (in *Inspector) Usage(ns, id string) (usage.Totals, error) {
+	b, err := in.book()
+	if err != nil {
+		return usage.Totals{}, err
+	}
+	defer b.Close()
+	return b.Get(ns, id)
+}
+
+// TopUsage returns the n objects (of ns, or all when ns is "") that used
+// the most by one of usage.Orders, as the admin API.
+func (in *Inspector) TopUsage(ns, by string, n int) ([]usage.Totals, error) {
+	if _, ok := usage.Orders[by]; !ok {
+		return nil, fmt.Errorf("%w: by must be one of requests, wall, rows_read, rows_written, bytes", ErrBadQuery)
+	}
+	b, err := in.book()
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	return b.Top(ns, by, n)
 }
