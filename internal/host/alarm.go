@@ -31,7 +31,15 @@ func (a *Activation) SetAlarm(gen uint64, atMs int64) error {
 	if err := a.h.alarms.Set(a.id.Namespace, a.id.ID, atMs).Wait(ctx); err != nil {
 		return err
 	}
-	err := a.Do(gen, func(o *store.Object) error { return o.SetAlarmRecord(atMs, 0) })
+	err := a.Do(gen, func(o *store.Object) error {
+		if err := o.SetAlarmRecord(atMs, 0); err != nil {
+			return err
+		}
+		if a.firing.on { // guarded by smu, which Do holds
+			a.firing.set = true
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -53,6 +61,7 @@ type firingAlarm struct {
 	at      int64
 	retries int
 	on      bool
+	set     bool // an alarm was set on the object while the handler ran
 }
 
 // GetAlarm returns the object's alarm time, none while its handler runs
@@ -63,7 +72,7 @@ func (a *Activation) GetAlarm(gen uint64) (atMs int64, ok bool, err error) {
 		if err != nil || !has {
 			return err
 		}
-		if f := a.firing; f.on && f.at == at && f.retries == n {
+		if f := a.firing; f.on && !f.set && f.at == at && f.retries == n {
 			return nil // guarded by smu, which Do holds
 		}
 		atMs, ok = at, true
@@ -72,11 +81,14 @@ func (a *Activation) GetAlarm(gen uint64) (atMs int64, ok bool, err error) {
 	return atMs, ok, err
 }
 
-// setFiring marks (or, with on false, unmarks) the alarm whose handler runs.
-func (a *Activation) setFiring(f firingAlarm) {
+// setFiring marks (or, with on false, unmarks) the alarm whose handler
+// runs, and returns the mark it replaced.
+func (a *Activation) setFiring(f firingAlarm) firingAlarm {
 	a.smu.Lock()
+	defer a.smu.Unlock()
+	prev := a.firing
 	a.firing = f
-	a.smu.Unlock()
+	return prev
 }
 
 // fireAlarm starts the alarm turn of an index entry (on the scheduler's
@@ -167,42 +179,45 @@ func (h *Host) alarmWork(force bool) Work {
 		_, herr, how := a.protect(func() (any, error) {
 			return nil, a.class.Alarm(hctx, inst, AlarmInfo{RetryCount: retries, IsRetry: retries > 0})
 		})
-		a.setFiring(firingAlarm{})
+		setDuring := a.setFiring(firingAlarm{}).set
 		cancel()
-		if herr != nil {
-			if how != returned {
-				ts.resetReason = herr // a panic or Abort: the instance goes after the turn
-			}
-			if err := a.rollbackSegment(ts, herr); err != nil {
+		if herr != nil && how != returned {
+			ts.resetReason = herr // a panic or Abort: the instance goes after the turn
+		}
+		ts.mu.Lock()
+		detached := ts.outgoing > 0
+		ts.mu.Unlock()
+		if detached {
+			// The handler returned with calls still out: the turn's storage
+			// is closed at their durability point. The record is settled in
+			// a turn of its own; until then it stays (at least once).
+			err := h.Post(a.id, func(ctx context.Context, _ any) (any, error) {
+				ts := turnFrom(ctx)
+				_, err := h.alarmSettle(ts.a, ts, atMs, retries, now, herr, setDuring, false)
 				return nil, err
-			}
-			// What the failed segment set is gone; a new alarm committed
-			// before it (at a call's durability point) replaces the retries.
-			if res, changed, err := h.alarmChanged(a, ts, atMs, retries, false); err != nil || (changed && res.kind != alarm.Cleared) {
-				return res, err
-			}
-			return h.alarmFailed(a, ts, retries, now, herr)
+			}, nil)
+			return alarmResult{kind: alarm.Kept, ran: true}, err
 		}
-		res, changed, err := h.alarmChanged(a, ts, atMs, retries, true)
-		if changed || err != nil {
-			return res, err
-		}
-		err = a.Do(ts.gen, func(o *store.Object) error { return o.DeleteAlarmRecord() })
-		return alarmResult{kind: alarm.Cleared, ran: true}, err
+		return h.alarmSettle(a, ts, atMs, retries, now, herr, setDuring, true)
 	}
 }
 
-// alarmChanged reads the object's record after its handler ran: changed
-// is false while it is still the alarm that fired (at atMs, after retries)
-// and, if handlerSet, the handler set none; otherwise res says where the
-// alarm is now (none: cleared).
-func (h *Host) alarmChanged(a *Activation, ts *turnState, atMs int64, retries int, handlerSet bool) (res alarmResult, changed bool, err error) {
-	var setMs int64
-	if handlerSet {
-		// The turn's lock before the storage's, as everywhere else.
-		ts.mu.Lock()
-		setMs = ts.alarmSetMs
-		ts.mu.Unlock()
+// alarmSettle settles the record after the handler of the alarm that fired
+// at atMs (after retries) ran: herr is its error; setDuring says an alarm
+// was set on the object while it ran (by it, or by a call let in while it
+// waited); rollback says the handler's writes since its last durability
+// point are still open and roll back if it failed.
+//
+// Success: the record is deleted, unless an alarm was set meanwhile or it
+// changed. Failure: a retry is recorded (through the index, so the index
+// entry is never later than the record), or the alarm dropped after the
+// last; unless the record changed: a new alarm committed before a call
+// replaces the retries (AL-8), and one deleted prevents them (AL-4).
+func (h *Host) alarmSettle(a *Activation, ts *turnState, atMs int64, retries int, now int64, herr error, setDuring, rollback bool) (any, error) {
+	if herr != nil && rollback {
+		if err := a.rollbackSegment(ts, herr); err != nil {
+			return nil, err
+		}
 	}
 	var at int64
 	var n int
@@ -211,18 +226,20 @@ func (h *Host) alarmChanged(a *Activation, ts *turnState, atMs int64, retries in
 		at, n, ok, err = o.AlarmRecord()
 		return err
 	}); err != nil {
-		return alarmResult{}, true, err
+		return nil, err
 	}
+	unchanged := ok && at == atMs && n == retries
 	switch {
 	case !ok:
-		return alarmResult{kind: alarm.Cleared, ran: true}, true, nil
-	case at == atMs && n == retries && setMs == 0:
-		return alarmResult{}, false, nil
-	case setMs != 0 && setMs == at:
-		return alarmResult{kind: alarm.Kept, atMs: at, ran: true}, true, nil // the handler's SetAlarm wrote the entry
-	default:
-		return alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}, true, nil
+		return alarmResult{kind: alarm.Cleared, ran: true}, nil
+	case herr != nil && unchanged:
+		return h.alarmFailed(a, ts, retries, now, herr)
+	case herr != nil, !unchanged, setDuring:
+		// Its own time (a Set wrote an entry at it, or the entry moves).
+		return alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}, nil
 	}
+	err := a.Do(ts.gen, func(o *store.Object) error { return o.DeleteAlarmRecord() })
+	return alarmResult{kind: alarm.Cleared, ran: true}, err
 }
 
 // rollbackSegment rolls back the turn's writes since its last durability
@@ -266,8 +283,15 @@ func (h *Host) alarmFailed(a *Activation, ts *turnState, retries int, now int64,
 	}
 	h.log.Warn("durable: alarm handler failed; retrying", "namespace", a.id.Namespace, "id", a.id.ID,
 		"retry", next, "at", time.UnixMilli(at).UTC(), "err", cause)
+	// The retry gets an index entry of its own before its record, as
+	// SetAlarm does: the fired entry may be gone (a call let in while the
+	// handler waited deleted the alarm, then set it) or superseded by an
+	// entry a rolled-back SetAlarm wrote later than the retry.
+	if err := h.alarms.Set(a.id.Namespace, a.id.ID, at).Wait(ts.ctx); err != nil {
+		return nil, err
+	}
 	err := a.Do(ts.gen, func(o *store.Object) error { return o.SetAlarmRecord(at, next) })
-	return alarmResult{kind: alarm.Reschedule, atMs: at, ran: true}, err
+	return alarmResult{kind: alarm.Kept, atMs: at, ran: true}, err
 }
 
 // RunAlarm runs the object's alarm now, due or not, as a successful alarm

@@ -196,8 +196,11 @@ func (o *Object) End(turnErr error) (*gate.Promise, error) {
 	if !o.inTurn {
 		return gate.Resolved(errNotInTurn), errNotInTurn
 	}
-	if turnErr == nil {
-		turnErr = o.unreadError()
+	// The turn's unread Exec errors end with it, whether or not they are
+	// its outcome: a failed turn's would fail the next one (found in
+	// review).
+	if uerr := o.unreadError(); turnErr == nil {
+		turnErr = uerr
 	}
 	o.closeCursors()
 	if o.spOpen && o.turnFailed == nil {

@@ -351,3 +351,22 @@ func TestCursor_ScanReturningWithoutNext(t *testing.T) {
 		}
 	})
 }
+
+// A turn that fails with its own error ends its unread Exec errors too:
+// they do not fail the next turn (found in review: a failed alarm handler's
+// unread error failed every retry before it was counted).
+func TestExec_UnreadErrorEndsWithAFailedTurn(t *testing.T) {
+	st := mustStore(t)
+	o := mustObject(t, st, "NS", "obj")
+	mustTurn(t, o, func() error { return o.Exec("CREATE TABLE t (k UNIQUE)").Err() })
+	mine := errors.New("the turn's own error")
+	if _, err := turn(t, o, func() error {
+		o.Exec("INSERT INTO nowhere VALUES (1)") // fails; nobody reads the error
+		return mine
+	}); !errors.Is(err, mine) {
+		t.Fatalf("the failed turn ended with %v, want its own error", err)
+	}
+	if _, err := turn(t, o, func() error { return o.Exec("INSERT INTO t VALUES (1)").Err() }); err != nil {
+		t.Fatalf("the next turn failed with %v", err)
+	}
+}
