@@ -33,6 +33,13 @@ func (a *AlarmA) ArmAt(ctx context.Context, atMs int64) (bool, error) {
 	}
 	return true, a.st.Storage().SetAlarm(time.UnixMilli(atMs))
 }
+func (a *AlarmA) ArmThenFail(ctx context.Context, atMs int64) (bool, error) {
+	if err := a.st.Storage().SetAlarm(time.UnixMilli(atMs)); err != nil {
+		return false, err
+	}
+	return false, errors.New("fails after SetAlarm")
+}
+
 func (a *AlarmA) Cancel(ctx context.Context, _ int) (bool, error) {
 	return true, a.st.Storage().DeleteAlarm()
 }
@@ -312,4 +319,33 @@ func TestAlarm_UnreadErrorInFailingHandlerCountsRetries(t *testing.T) {
 	if len(counts) != 4 || counts[0] != 0 || counts[1] != 1 || counts[2] != 2 || counts[3] != 3 {
 		t.Errorf("retry counts %v, want [0 1 2 3]", counts)
 	}
+}
+
+// An ordinary turn sets a later alarm and fails: the record rolls back to
+// the current alarm, which runs at its own time, not at the rolled-back
+// one (before the fix the index entry had moved to the later time and the
+// scheduler skipped the current one).
+func TestAlarm_RolledBackLaterSetKeepsTheCurrentAlarm(t *testing.T) {
+	clk := durabletest.NewClock()
+	e := openAlarmEnv(t, durable.Config{Dir: t.TempDir(), Clock: clk}, func(context.Context, *AlarmA, durable.AlarmInfo) error { return nil })
+	defer e.close(t)
+	ctx := context.Background()
+	a := e.as.GetByName("a")
+	at := clk.Now().Add(time.Second).UnixMilli()
+	if _, err := durable.Call(ctx, a, (*AlarmA).ArmAt, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := durable.Call(ctx, a, (*AlarmA).ArmThenFail, clk.Now().Add(time.Hour).UnixMilli()); err == nil {
+		t.Fatal("ArmThenFail succeeded")
+	}
+	if got := alarmOf(t, e); got != at {
+		t.Fatalf("after the failed turn the alarm is at %d, want %d (rolled back)", got, at)
+	}
+	for i := 0; i < 100; i++ {
+		clk.Advance(100 * time.Millisecond)
+		if _, ok := waitAlarmRun(t, e.runs, 20*time.Millisecond); ok {
+			return
+		}
+	}
+	t.Fatal("the current alarm did not run within 10 s of fake time after its time")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/gate"
+	"github.com/durable-go/durable/internal/route"
 	"github.com/durable-go/durable/internal/store"
 )
 
@@ -198,6 +199,9 @@ func (a *Activation) turn(m *Msg, level int) {
 		err = &errs.Call{Message: "durable: the turn's writes before an outgoing call or flush were lost: " + lost.Error(), Retryable: true, Err: errs.ErrObjectReset}
 		how = panicked // reset the instance
 	}
+	ts.mu.Lock()
+	setAlarm := ts.alarmSetMs != 0
+	ts.mu.Unlock()
 
 	a.smu.Lock()
 	a.turns--
@@ -298,7 +302,30 @@ func (a *Activation) turn(m *Msg, level int) {
 	if reset {
 		a.inst, a.state = nil, nil
 	}
+	if setAlarm && err != nil {
+		a.h.reindexAlarm(a.id)
+	}
 	m.reply(Reply{V: v, Err: err, P: p})
+}
+
+// reindexAlarm follows a failed turn that set an alarm: the record rolled
+// back, but SetAlarm had already moved the index entry to the new time,
+// which may be later than the record's. A system turn reads the record and
+// sets the index to it again (a newer entry, which the scheduler prefers).
+// Until it is durable a crash leaves the alarm late, never lost.
+func (h *Host) reindexAlarm(id route.ObjectID) {
+	h.Post(id, func(ctx context.Context, _ any) (any, error) {
+		ts := turnFrom(ctx)
+		var at int64
+		var ok bool
+		if err := ts.a.Do(ts.gen, func(o *store.Object) (err error) {
+			at, _, ok, err = o.AlarmRecord()
+			return err
+		}); err != nil || !ok {
+			return nil, err
+		}
+		return nil, h.alarms.Set(id.Namespace, id.ID, at).Wait(ctx)
+	}, nil)
 }
 
 // observeTurn counts a turn that started at t0, by the error of its reply,
