@@ -106,6 +106,20 @@ func (e *alarmEnv) close(t *testing.T) {
 	}
 }
 
+// fireOnce arms object "a" a second ahead on clk, passes that time, and
+// waits for its handler to run.
+func fireOnce(t *testing.T, e *alarmEnv, clk *durabletest.Clock) {
+	t.Helper()
+	at := clk.Now().Add(time.Second).UnixMilli()
+	if _, err := durable.Call(context.Background(), e.as.GetByName("a"), (*AlarmA).ArmAt, at); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Second)
+	if _, ok := waitAlarmRun(t, e.runs, 10*time.Second); !ok {
+		t.Fatal("alarm did not run")
+	}
+}
+
 func waitAlarmRun(t *testing.T, ch chan durable.AlarmInfo, d time.Duration) (durable.AlarmInfo, bool) {
 	select {
 	case i := <-ch:
@@ -169,14 +183,7 @@ func TestAlarm_DeletedDuringFailingHandler(t *testing.T) {
 				}
 				return errors.New("fails")
 			})
-			at := clk.Now().Add(time.Second).UnixMilli()
-			if _, err := durable.Call(context.Background(), e.as.GetByName("a"), (*AlarmA).ArmAt, at); err != nil {
-				t.Fatal(err)
-			}
-			clk.Advance(2 * time.Second)
-			if _, ok := waitAlarmRun(t, e.runs, 10*time.Second); !ok {
-				t.Fatal("alarm did not run")
-			}
+			fireOnce(t, e, clk)
 			// The alarm turn settles: a retry recorded (control) or none.
 			var rec int64
 			waitFor(t, "the alarm turn to settle", func() bool {
@@ -219,14 +226,7 @@ func TestAlarm_RolledBackSetAlarmDoesNotDelayTheRetry(t *testing.T) {
 		return errors.New("fails after setting a later alarm")
 	})
 	later = clk.Now().Add(time.Hour).UnixMilli()
-	at := clk.Now().Add(time.Second).UnixMilli()
-	if _, err := durable.Call(context.Background(), e.as.GetByName("a"), (*AlarmA).ArmAt, at); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(2 * time.Second)
-	if _, ok := waitAlarmRun(t, e.runs, 10*time.Second); !ok {
-		t.Fatal("alarm did not run")
-	}
+	fireOnce(t, e, clk)
 	time.Sleep(300 * time.Millisecond)
 	rec := alarmOf(t, e)
 	for i := 0; i < 20; i++ {

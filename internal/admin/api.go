@@ -236,13 +236,8 @@ func APIHandler(token string, src Objects) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no admin route "+r.Method+" "+r.URL.Path)
 	})
-	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		ok = ok && strings.EqualFold(scheme, "Bearer") // the scheme is case-insensitive
-		// Compare digests: constant time whatever the lengths.
-		sum := sha256.Sum256([]byte(got))
-		if !ok || token == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		if !validBearer(r, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="durable admin"`)
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 			return
@@ -251,29 +246,52 @@ func APIHandler(token string, src Objects) http.Handler {
 	})
 }
 
-// fail answers for err, if any: 404 for an unknown namespace, 503 while
-// the runtime closes, 500 else.
-func fail(w http.ResponseWriter, r *http.Request, err error) bool {
+// validBearer says whether r carries "Authorization: Bearer <token>" (the
+// scheme is case-insensitive); an empty token matches nothing.
+func validBearer(r *http.Request, token string) bool {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && tokenMatches(got, token)
+}
+
+// tokenMatches compares a given token with the admin token as SHA-256
+// digests: constant time whatever the lengths. An empty token matches
+// nothing.
+func tokenMatches(given, token string) bool {
+	x, y := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(token))
+	return token != "" && subtle.ConstantTimeCompare(x[:], y[:]) == 1
+}
+
+// errorStatus is the HTTP status of a Source's error: 404 for what is not
+// there, 400 for a bad query, 504 for one that timed out, 503 while the
+// runtime closes, 500 else.
+func errorStatus(err error) int {
 	switch {
-	case err == nil:
-		return false
 	case errors.Is(err, usage.ErrClosed), errors.Is(err, errs.ErrClosed):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrBadQuery):
-		writeError(w, http.StatusBadRequest, err.Error())
+		return http.StatusBadRequest
 	case errors.Is(err, ErrTimeout):
-		writeError(w, http.StatusGatewayTimeout, err.Error())
-	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrUnknownNamespace):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnknownNamespace):
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers for err, if any, with errorStatus.
+func fail(w http.ResponseWriter, r *http.Request, err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	if errors.Is(err, ErrUnknownNamespace) {
 		ns := r.PathValue("ns")
 		if ns == "" {
 			ns = r.URL.Query().Get("namespace")
 		}
-		writeError(w, http.StatusNotFound, "no namespace "+strconv.Quote(ns))
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		msg = "no namespace " + strconv.Quote(ns)
 	}
+	writeError(w, errorStatus(err), msg)
 	return true
 }
 

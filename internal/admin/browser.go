@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/durable-go/durable/internal/errs"
 	"github.com/durable-go/durable/internal/usage"
 )
 
@@ -140,16 +138,6 @@ func (b *browser) validSession(r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(want)) == 1
 }
 
-// validBearer says whether r carries the token in its header.
-func (b *browser) validBearer(r *http.Request) bool {
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || b.token == "" {
-		return false
-	}
-	x, y := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(b.token))
-	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
-}
-
 // sameOrigin refuses a POST another site's page could have sent.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
@@ -171,7 +159,7 @@ func sameOrigin(r *http.Request) bool {
 // login form (401).
 func (b *browser) authed(page func(w http.ResponseWriter, r *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !b.validSession(r) && !b.validBearer(r) {
+		if !b.validSession(r) && !validBearer(r, b.token) {
 			to := r.URL.RequestURI()
 			if r.Method != http.MethodGet {
 				to = "/admin"
@@ -195,8 +183,7 @@ func (b *browser) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	given := strings.TrimSpace(r.PostFormValue("token"))
 	to := safeReturn(r.PostFormValue("to"))
-	x, y := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(b.token))
-	if b.token == "" || subtle.ConstantTimeCompare(x[:], y[:]) != 1 {
+	if !tokenMatches(given, b.token) {
 		b.log.Warn("admin: a sign-in with a wrong token", "remote", r.RemoteAddr)
 		b.render(w, http.StatusUnauthorized, "login", view{Title: "Sign in", LoginTo: to, Error: "That is not the admin token."})
 		return
@@ -253,17 +240,7 @@ func (b *browser) failed(w http.ResponseWriter, r *http.Request, title string, c
 	if err == nil {
 		return false
 	}
-	status := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, usage.ErrClosed), errors.Is(err, errs.ErrClosed):
-		status = http.StatusServiceUnavailable
-	case errors.Is(err, ErrBadQuery):
-		status = http.StatusBadRequest
-	case errors.Is(err, ErrTimeout):
-		status = http.StatusGatewayTimeout
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnknownNamespace):
-		status = http.StatusNotFound
-	}
+	status := errorStatus(err)
 	b.render(w, status, "error", view{Title: title, Crumbs: crumbs, Error: err.Error()})
 	return true
 }

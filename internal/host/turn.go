@@ -199,9 +199,6 @@ func (a *Activation) turn(m *Msg, level int) {
 		err = &errs.Call{Message: "durable: the turn's writes before an outgoing call or flush were lost: " + lost.Error(), Retryable: true, Err: errs.ErrObjectReset}
 		how = panicked // reset the instance
 	}
-	ts.mu.Lock()
-	setAlarm := ts.alarmSetMs != 0
-	ts.mu.Unlock()
 
 	a.smu.Lock()
 	a.turns--
@@ -302,8 +299,15 @@ func (a *Activation) turn(m *Msg, level int) {
 	if reset {
 		a.inst, a.state = nil, nil
 	}
-	if setAlarm && err != nil {
-		a.h.reindexAlarm(a.id)
+	// Only for a failed turn, and with the storage lock released (the
+	// turn's lock is taken first).
+	if err != nil {
+		ts.mu.Lock()
+		setAlarm := ts.alarmSetMs != 0
+		ts.mu.Unlock()
+		if setAlarm {
+			a.h.reindexAlarm(a.id)
+		}
 	}
 	m.reply(Reply{V: v, Err: err, P: p})
 }

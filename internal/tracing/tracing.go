@@ -282,17 +282,6 @@ func (s Span) EndDurable(replied time.Time, p *gate.Promise, err error) {
 	})
 }
 
-// Inject writes the span context of ctx into carrier (W3C traceparent),
-// for a call that leaves the node.
-func Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
-	propagation.TraceContext{}.Inject(ctx, carrier)
-}
-
-// Extract returns ctx with the remote span context carrier holds, if any.
-func Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
-	return propagation.TraceContext{}.Extract(ctx, carrier)
-}
-
 // StartHTTP starts the server span of one HTTP request to the server's
 // front, continuing the trace its traceparent header names; SetRoute
 // names it once the route is known.
@@ -300,7 +289,7 @@ func (t *Tracer) StartHTTP(ctx context.Context, carrier propagation.TextMapCarri
 	if t == nil {
 		return ctx, Span{}
 	}
-	ctx = Extract(ctx, carrier)
+	ctx = propagation.TraceContext{}.Extract(ctx, carrier)
 	ctx, s := t.t.Start(ctx, method, serverKind, trace.WithAttributes(attribute.String("http.request.method", method)))
 	return ctx, Span{t, s}
 }
